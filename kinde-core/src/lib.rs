@@ -1,0 +1,80 @@
+//! Receive Kinde webhooks safely: verify, deduplicate and dispatch, framework-free.
+//!
+//! Kinde POSTs each event as an RS256-signed JWT. [`Webhooks::handle`] turns the request's
+//! headers and body into the response to send:
+//!
+//! 1. the token's header is read (`alg` must be RS256, `kid` required);
+//! 2. the key for `kid` comes from the issuer's JWKS, cached ([`verify::JwksCache`]): fetched
+//!    once, refetched single-flight only for an unknown `kid`, with a cooldown;
+//! 3. the signature is verified by `jsonwebtoken`; the claims must be a webhook (not an access
+//!    or ID token of the same tenant) inside the replay window;
+//! 4. the payload becomes a typed [`event::EventPayload`];
+//! 5. the **signed** `event_id` is claimed in the [`store::IdempotencyStore`];
+//! 6. the handler registered for the type runs; the claim is completed, or released on failure
+//!    so Kinde's retry runs it again.
+//!
+//! ```no_run
+//! use kinde_core::{Webhooks, event::{Event, UserCreated, UserDeleted}};
+//!
+//! # async fn run(headers: http::HeaderMap, body: bytes::Bytes) -> Result<(), Box<dyn std::error::Error>> {
+//! let webhooks = Webhooks::builder()
+//!     .issuer("https://acme.kinde.com")
+//!     .on(|e: Event<UserCreated>| async move {
+//!         println!("new user {} ({:?})", e.data.user.id, e.data.user.email);
+//!         Ok::<_, std::io::Error>(())
+//!     })
+//!     .on(|e: Event<UserDeleted>| async move {
+//!         println!("user {} deleted", e.data.user.id);
+//!         Ok::<_, std::io::Error>(())
+//!     })
+//!     .build()?;
+//!
+//! let response = webhooks.handle(&headers, &body).await;
+//! println!("{} {:?}", response.status(), response.body());
+//! # Ok(()) }
+//! ```
+//!
+//! Adapters: `kinde-tower` (axum, hyper, tonic) and `kinde-actix` (actix-web).
+
+pub mod clock;
+pub mod dispatch;
+pub mod event;
+mod receiver;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod verify;
+
+pub use clock::{Clock, SystemClock};
+pub use dispatch::BoxError;
+pub use event::{Event, EventMeta, EventPayload, KindeEvent, WebhookEvent};
+pub use receiver::{
+    ConfigError, Outcome, WebhookResponse, Webhooks, WebhooksBuilder, DEFAULT_BODY_LIMIT,
+    DEFAULT_PATH, MAX_WEBHOOK_ID_LEN,
+};
+pub use store::{IdempotencyStore, MemoryStore, MemoryStoreConfig};
+pub use verify::{ReplayWindow, VerifyError};
+
+// When cargo unifies both crypto features (e.g. across a workspace), jsonwebtoken cannot pick a
+// provider by itself and would panic at the first verification: prefer aws-lc-rs explicitly.
+#[cfg(all(feature = "aws-lc-rs", feature = "rust-crypto"))]
+pub(crate) fn install_crypto_provider() {
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+}
+
+#[cfg(not(all(feature = "aws-lc-rs", feature = "rust-crypto")))]
+pub(crate) fn install_crypto_provider() {}
+
+#[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+compile_error!(
+    "kinde-core needs a crypto backend: enable the `aws-lc-rs` (default) or `rust-crypto` feature"
+);
+
+/// The crypto backend verifying RS256 in this build: `"aws-lc-rs"` or `"rust-crypto"`.
+pub fn crypto_backend() -> &'static str {
+    if cfg!(feature = "aws-lc-rs") {
+        "aws-lc-rs"
+    } else {
+        "rust-crypto"
+    }
+}

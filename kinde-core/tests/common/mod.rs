@@ -1,0 +1,182 @@
+//! Shared set-up for kinde-core's integration tests: a real issuer on a loopback port, a real
+//! in-memory store whose calls are counted, and handlers that record what they saw.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::HeaderMap;
+use kinde_core::event::{Event, UserCreated, UserDeleted};
+use kinde_core::store::{Claim, ClaimToken, Fenced, IdempotencyStore, StoreError};
+use kinde_core::testing::{JwksServer, TestIssuer};
+use kinde_core::verify::JwksConfig;
+use kinde_core::{BoxError, MemoryStore, WebhookEvent, WebhookResponse, Webhooks, WebhooksBuilder};
+
+/// A real [`MemoryStore`] that counts the calls it gets and can be told to fail completions.
+#[derive(Default)]
+pub struct CountingStore {
+    pub inner: MemoryStore,
+    pub calls: AtomicUsize,
+    pub fail_complete: AtomicBool,
+    pub fail_all: AtomicBool,
+}
+
+impl CountingStore {
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+    fn enter(&self) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.fail_all.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "store switched off by the test".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for CountingStore {
+    async fn claim(&self, id: &str, ttl: Duration) -> Result<Claim, StoreError> {
+        self.enter()?;
+        self.inner.claim(id, ttl).await
+    }
+    async fn complete(
+        &self,
+        id: &str,
+        t: &ClaimToken,
+        ttl: Duration,
+    ) -> Result<Fenced, StoreError> {
+        self.enter()?;
+        if self.fail_complete.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "completion switched off by the test".into(),
+            ));
+        }
+        self.inner.complete(id, t, ttl).await
+    }
+    async fn release(&self, id: &str, t: &ClaimToken) -> Result<Fenced, StoreError> {
+        self.enter()?;
+        self.inner.release(id, t).await
+    }
+}
+
+/// What handlers saw.
+#[derive(Default)]
+pub struct Calls {
+    pub seen: Mutex<Vec<(String, String)>>,
+    /// Handler invocations that should fail before one succeeds.
+    pub fail_next: AtomicUsize,
+}
+
+impl Calls {
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+    pub fn ids(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+    fn record(&self, ty: &str, id: &str) -> Result<(), BoxError> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((ty.to_owned(), id.to_owned()));
+        let fail = self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Err("handler told to fail".into());
+        }
+        Ok(())
+    }
+}
+
+pub struct Harness {
+    pub issuer: TestIssuer,
+    pub server: JwksServer,
+    pub store: Arc<CountingStore>,
+    pub calls: Arc<Calls>,
+    pub webhooks: Webhooks,
+}
+
+/// JWKS tuning for tests: a short cooldown so "issuer back" is seen quickly.
+pub fn fast_jwks() -> JwksConfig {
+    let mut c = JwksConfig::default();
+    c.refetch_cooldown = Duration::from_millis(50);
+    c.min_ttl = Duration::from_millis(10);
+    c
+}
+
+/// Handlers for `user.created` and `user.deleted` (typed) and a fallback, all recorded.
+pub fn with_handlers(builder: WebhooksBuilder, calls: &Arc<Calls>) -> WebhooksBuilder {
+    let (c1, c2, c3) = (calls.clone(), calls.clone(), calls.clone());
+    builder
+        .on(move |e: Event<UserCreated>| {
+            let r = c1.record("user.created", &e.meta.event_id);
+            async move { r }
+        })
+        .on(move |e: Event<UserDeleted>| {
+            let r = c2.record("user.deleted", &e.meta.event_id);
+            async move { r }
+        })
+        .fallback(move |e: WebhookEvent| {
+            let r = c3.record(&e.meta.event_type, &e.meta.event_id);
+            async move { r }
+        })
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        Self::with(|b| b).await
+    }
+
+    pub async fn with(configure: impl FnOnce(WebhooksBuilder) -> WebhooksBuilder) -> Self {
+        let issuer = TestIssuer::new();
+        let server = issuer.serve().await;
+        let store = Arc::new(CountingStore::default());
+        let calls = Arc::new(Calls::default());
+        let builder = Webhooks::builder()
+            .issuer(server.url())
+            .jwks_config(fast_jwks())
+            .store(store.clone());
+        let webhooks = configure(with_handlers(builder, &calls)).build().unwrap();
+        Self {
+            issuer,
+            server,
+            store,
+            calls,
+            webhooks,
+        }
+    }
+
+    pub async fn send(&self, body: impl AsRef<[u8]>) -> WebhookResponse {
+        self.webhooks.handle(&HeaderMap::new(), body.as_ref()).await
+    }
+
+    pub async fn send_with_id(&self, body: impl AsRef<[u8]>, webhook_id: &str) -> WebhookResponse {
+        let mut h = HeaderMap::new();
+        h.insert("webhook-id", webhook_id.parse().unwrap());
+        self.webhooks.handle(&h, body.as_ref()).await
+    }
+}
+
+/// Asserts status and code of a response.
+#[track_caller]
+pub fn assert_answer(resp: &WebhookResponse, status: u16, code: &str) {
+    assert_eq!(
+        (resp.status().as_u16(), resp.outcome().code()),
+        (status, code),
+        "body: {:?}",
+        resp.body()
+    );
+}

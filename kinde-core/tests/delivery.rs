@@ -1,0 +1,341 @@
+//! Verified deliveries: dispatch, deduplication, failures and retries, configuration checks.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{assert_answer, Harness};
+use kinde_core::event::{Event, UserCreated};
+use kinde_core::testing::{ManualClock, TestEvent};
+use kinde_core::{ConfigError, ReplayWindow, Webhooks};
+use serde_json::json;
+use time::OffsetDateTime;
+
+#[tokio::test]
+async fn a_valid_event_is_handled_once() {
+    let h = Harness::new().await;
+    let ev = TestEvent::sample("user.created");
+    let id = ev.id().to_owned();
+    let token = h.issuer.sign(&ev.into_claims());
+    let resp = h.send_with_id(&token, "msg_1").await;
+    assert_answer(&resp, 200, "handled");
+    assert_eq!(resp.body(), r#"{"status":"handled"}"#);
+    assert_eq!(h.calls.ids(), vec![id.clone()]);
+    // The same token again, and under a new webhook-id: the signed event_id is the key.
+    assert_answer(&h.send_with_id(&token, "msg_1").await, 200, "duplicate");
+    assert_answer(&h.send_with_id(&token, "msg_2").await, 200, "duplicate");
+    assert_answer(&h.send(&token).await, 200, "duplicate");
+    // A new token for the same event id (Kinde re-signing a retry) is a duplicate too.
+    let resigned = h.issuer.sign(
+        &TestEvent::sample("user.created")
+            .event_id(&id)
+            .into_claims(),
+    );
+    assert_answer(&h.send(&resigned).await, 200, "duplicate");
+    assert_eq!(h.calls.count(), 1);
+    assert_eq!(h.server.fetch_count(), 1);
+}
+
+#[tokio::test]
+async fn every_documented_type_reaches_its_handler_or_the_fallback() {
+    let h = Harness::new().await;
+    for ty in kinde_core::event::KNOWN_EVENT_TYPES {
+        let token = h.issuer.sign(&TestEvent::sample(ty).into_claims());
+        assert_answer(&h.send(&token).await, 200, "handled");
+    }
+    let types: Vec<String> = h
+        .calls
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(t, _)| t.clone())
+        .collect();
+    assert_eq!(types, kinde_core::event::KNOWN_EVENT_TYPES.to_vec());
+}
+
+#[tokio::test]
+async fn unknown_types_go_to_the_fallback_with_raw_data() {
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let s = seen.clone();
+    let issuer = kinde_core::testing::TestIssuer::new();
+    let server = issuer.serve().await;
+    let webhooks = Webhooks::builder()
+        .issuer(server.url())
+        .fallback(move |e: kinde_core::WebhookEvent| {
+            *s.lock().unwrap() = Some(e);
+            async { Ok::<_, std::io::Error>(()) }
+        })
+        .build()
+        .unwrap();
+    let ev = TestEvent::raw(
+        "customer.plan_assigned",
+        json!({"customer_id": "c1", "plan": {"code": "pro"}}),
+    )
+    .claim("ip_address", json!("203.0.113.9"));
+    let resp = webhooks
+        .handle(&http::HeaderMap::new(), h_sign(&issuer, ev).as_bytes())
+        .await;
+    assert_eq!(resp.status(), 200);
+    let e = seen.lock().unwrap().take().unwrap();
+    assert_eq!(e.meta.event_type, "customer.plan_assigned");
+    assert_eq!(e.meta.ip_address.as_deref(), Some("203.0.113.9"));
+    match e.payload {
+        kinde_core::EventPayload::Unknown(u) => assert_eq!(u.data["plan"]["code"], "pro"),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn h_sign(issuer: &kinde_core::testing::TestIssuer, ev: TestEvent) -> String {
+    issuer.sign(&ev.into_claims())
+}
+
+#[tokio::test]
+async fn no_handler_and_no_fallback_is_200_without_touching_the_store() {
+    let issuer = kinde_core::testing::TestIssuer::new();
+    let server = issuer.serve().await;
+    let store = Arc::new(common::CountingStore::default());
+    let webhooks = Webhooks::builder()
+        .issuer(server.url())
+        .store(store.clone())
+        .on(|_: Event<UserCreated>| async { Ok::<_, std::io::Error>(()) })
+        .build()
+        .unwrap();
+    let token = issuer.sign(&TestEvent::sample("role.created").into_claims());
+    let resp = webhooks
+        .handle(&http::HeaderMap::new(), token.as_bytes())
+        .await;
+    assert_answer(&resp, 200, "ignored");
+    assert_eq!(store.calls(), 0);
+}
+
+#[tokio::test]
+async fn a_known_type_with_broken_data_is_500_and_never_dropped() {
+    let h = Harness::new().await;
+    let broken = TestEvent::raw("user.created", json!({"user": {"email": "no id"}}));
+    let token = h.issuer.sign(&broken.into_claims());
+    for _ in 0..2 {
+        assert_answer(&h.send(&token).await, 500, "unparseable_event");
+    }
+    assert_eq!((h.calls.count(), h.store.calls()), (0, 0));
+}
+
+#[tokio::test]
+async fn a_failed_handler_releases_the_claim_and_the_retry_runs_it_again() {
+    let h = Harness::new().await;
+    h.calls.fail_next.store(1, Ordering::SeqCst);
+    let token = h
+        .issuer
+        .sign(&TestEvent::sample("user.created").into_claims());
+    assert_answer(&h.send(&token).await, 500, "handler_failed");
+    assert_answer(&h.send(&token).await, 200, "handled");
+    assert_answer(&h.send(&token).await, 200, "duplicate");
+    assert_eq!(h.calls.count(), 2);
+}
+
+#[tokio::test]
+async fn a_panicking_or_slow_handler_is_500_and_released() {
+    let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let a = attempts.clone();
+    let issuer = kinde_core::testing::TestIssuer::new();
+    let server = issuer.serve().await;
+    let webhooks = Webhooks::builder()
+        .issuer(server.url())
+        .handler_timeout(Duration::from_millis(100))
+        .processing_ttl(Duration::from_secs(5))
+        .on(move |_: Event<UserCreated>| {
+            let n = a.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match n {
+                    0 => panic!("handler bug"),
+                    1 => tokio::time::sleep(Duration::from_secs(10)).await,
+                    _ => {}
+                }
+                Ok::<_, std::io::Error>(())
+            }
+        })
+        .build()
+        .unwrap();
+    let token = issuer.sign(&TestEvent::sample("user.created").into_claims());
+    let headers = http::HeaderMap::new();
+    let send = || webhooks.handle(&headers, token.as_bytes());
+    assert_answer(&send().await, 500, "handler_failed"); // panic
+    assert_answer(&send().await, 500, "handler_failed"); // timeout
+    assert_answer(&send().await, 200, "handled");
+    assert_answer(&send().await, 200, "duplicate");
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_concurrent_duplicate_is_409_and_succeeds_on_retry() {
+    let started = Arc::new(tokio::sync::Notify::new());
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let (s, g) = (started.clone(), gate.clone());
+    let issuer = kinde_core::testing::TestIssuer::new();
+    let server = issuer.serve().await;
+    let webhooks = Webhooks::builder()
+        .issuer(server.url())
+        .on(move |_: Event<UserCreated>| {
+            let (s, g) = (s.clone(), g.clone());
+            async move {
+                s.notify_one();
+                g.notified().await;
+                Ok::<_, std::io::Error>(())
+            }
+        })
+        .build()
+        .unwrap();
+    let token = issuer.sign(&TestEvent::sample("user.created").into_claims());
+    let first = {
+        let (w, t) = (webhooks.clone(), token.clone());
+        tokio::spawn(async move { w.handle(&http::HeaderMap::new(), t.as_bytes()).await })
+    };
+    // Once the first delivery's handler runs, it holds the claim.
+    started.notified().await;
+    let second = webhooks
+        .handle(&http::HeaderMap::new(), token.as_bytes())
+        .await;
+    assert_answer(&second, 409, "in_progress");
+    gate.notify_one();
+    assert_answer(&first.await.unwrap(), 200, "handled");
+    assert_answer(
+        &webhooks
+            .handle(&http::HeaderMap::new(), token.as_bytes())
+            .await,
+        200,
+        "duplicate",
+    );
+}
+
+#[tokio::test]
+async fn a_handled_event_whose_completion_fails_is_still_200() {
+    let h = Harness::new().await;
+    h.store.fail_complete.store(true, Ordering::SeqCst);
+    let token = h
+        .issuer
+        .sign(&TestEvent::sample("user.created").into_claims());
+    assert_answer(&h.send(&token).await, 200, "handled");
+    assert_eq!(h.calls.count(), 1);
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_answer_is_503_and_runs_nothing() {
+    let h = Harness::new().await;
+    h.store.fail_all.store(true, Ordering::SeqCst);
+    let token = h
+        .issuer
+        .sign(&TestEvent::sample("user.created").into_claims());
+    assert_answer(&h.send(&token).await, 503, "store_unavailable");
+    assert_eq!(h.calls.count(), 0);
+    h.store.fail_all.store(false, Ordering::SeqCst);
+    assert_answer(&h.send(&token).await, 200, "handled");
+}
+
+#[tokio::test]
+async fn the_replay_window_follows_the_injected_clock() {
+    let clock = ManualClock::new(OffsetDateTime::now_utc());
+    let c = clock.clone();
+    let h = Harness::with(move |b| {
+        b.clock(c).replay_window({
+            let mut w = ReplayWindow::default();
+            w.max_age = Duration::from_secs(3600);
+            w
+        })
+    })
+    .await;
+    let token = h
+        .issuer
+        .sign(&TestEvent::sample("user.created").into_claims());
+    clock.advance(Duration::from_secs(3601));
+    assert_answer(&h.send(&token).await, 401, "stale_event");
+    clock.set(OffsetDateTime::now_utc() - time::Duration::minutes(10));
+    assert_answer(&h.send(&token).await, 401, "future_event");
+    clock.set(OffsetDateTime::now_utc());
+    assert_answer(&h.send(&token).await, 200, "handled");
+}
+
+#[tokio::test]
+async fn accepted_timestamp_forms() {
+    let h = Harness::new().await;
+    let now = OffsetDateTime::now_utc();
+    let rfc = now
+        .to_offset(time::UtcOffset::from_hms(10, 0, 0).unwrap())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let hour_offset = rfc.strip_suffix(":00").unwrap().to_owned();
+    assert!(hour_offset.ends_with("+10"), "{hour_offset}");
+    for ts in [json!(hour_offset), json!(now.unix_timestamp())] {
+        let ev = TestEvent::sample("user.created").claim("timestamp", ts.clone());
+        assert_answer(
+            &h.send(h.issuer.sign(&ev.into_claims())).await,
+            200,
+            "handled",
+        );
+    }
+}
+
+#[test]
+fn invalid_configurations_fail_at_build_time() {
+    let err = Webhooks::builder().build().unwrap_err();
+    assert!(matches!(err, ConfigError::NoKeySource), "{err}");
+    let err = Webhooks::builder()
+        .issuer("http://acme.kinde.com")
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::Issuer(_)), "{err}");
+    let err = Webhooks::builder()
+        .issuer("acme.kinde.com")
+        .done_ttl(Duration::from_secs(3600))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, ConfigError::DoneTtlShorterThanWindow { .. }),
+        "{err}"
+    );
+    let err = Webhooks::builder()
+        .issuer("acme.kinde.com")
+        .handler_timeout(Duration::from_secs(300))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, ConfigError::HandlerTimeoutTooLong { .. }),
+        "{err}"
+    );
+    let err = Webhooks::builder()
+        .issuer("acme.kinde.com")
+        .body_limit(0)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::Zero(_)), "{err}");
+    let err = Webhooks::builder()
+        .issuer("acme.kinde.com")
+        .path("kinde")
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::InvalidPath(_)), "{err}");
+    let err = Webhooks::builder()
+        .issuer("acme.kinde.com")
+        .on(|_: Event<UserCreated>| async { Ok::<_, std::io::Error>(()) })
+        .on_type("user.created", |_| async { Ok::<_, std::io::Error>(()) })
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("user.created"), "{err}");
+}
+
+#[tokio::test]
+async fn the_token_verifies_with_the_selected_crypto_backend() {
+    let h = Harness::new().await;
+    let token = h
+        .issuer
+        .sign(&TestEvent::sample("user.created").into_claims());
+    assert_answer(&h.send(&token).await, 200, "handled");
+    let expected = if cfg!(feature = "aws-lc-rs") {
+        "aws-lc-rs"
+    } else {
+        "rust-crypto"
+    };
+    assert_eq!(kinde_core::crypto_backend(), expected);
+    eprintln!("verified with {}", kinde_core::crypto_backend());
+}

@@ -1,0 +1,223 @@
+//! The JWKS cache against a real issuer on a loopback port.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{assert_answer, fast_jwks, Harness};
+use kinde_core::testing::{ServerBehaviour, TestEvent, TestIssuer, TestKey};
+use kinde_core::verify::{JwksCache, JwksConfig, KeyError, StaticKeySource};
+use kinde_core::Webhooks;
+
+fn token(issuer: &TestIssuer) -> String {
+    issuer.sign(&TestEvent::sample("user.created").into_claims())
+}
+
+#[tokio::test]
+async fn keys_are_fetched_once_for_many_deliveries() {
+    let h = Harness::new().await;
+    for _ in 0..50 {
+        assert_answer(&h.send(token(&h.issuer)).await, 200, "handled");
+    }
+    assert_eq!(h.server.fetch_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_kid_seen_by_100_concurrent_requests_causes_one_fetch() {
+    let h = Arc::new(Harness::new().await);
+    assert_answer(&h.send(token(&h.issuer)).await, 200, "handled");
+    assert_eq!(h.server.fetch_count(), 1);
+    // Kinde rotates (after the test's 50 ms cooldown): a new key signs, and is published.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    h.issuer.rotate_to(TestKey::secondary());
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move { h.send(token(&h.issuer)).await }));
+    }
+    for t in tasks {
+        assert_answer(&t.await.unwrap(), 200, "handled");
+    }
+    assert_eq!(h.server.fetch_count(), 2);
+    assert_eq!(h.calls.count(), 101);
+}
+
+#[tokio::test]
+async fn a_flood_of_forged_kids_is_throttled_by_the_cooldown() {
+    let issuer = TestIssuer::new();
+    let server = issuer.serve().await;
+    let mut cfg = JwksConfig::default();
+    cfg.refetch_cooldown = Duration::from_secs(3600);
+    let webhooks = Webhooks::builder()
+        .issuer(server.url())
+        .jwks_config(cfg)
+        .build()
+        .unwrap();
+    let send = |t: String| {
+        let w = webhooks.clone();
+        async move { w.handle(&http::HeaderMap::new(), t.as_bytes()).await }
+    };
+    assert_eq!(send(token(&issuer)).await.status(), 200);
+    for i in 0..200 {
+        let forged = TestKey::attacker()
+            .with_kid(&format!("forged-{i}"))
+            .sign(&TestEvent::sample("user.created").into_claims());
+        assert_answer(&send(forged).await, 401, "unknown_kid");
+    }
+    // The first forged kid was within the cooldown of the first fetch: no refetch at all.
+    assert_eq!(server.fetch_count(), 1);
+}
+
+#[tokio::test]
+async fn issuer_down_is_503_then_200_when_it_comes_back() {
+    let h = Harness::new().await;
+    h.server.stop();
+    let t = token(&h.issuer);
+    assert_answer(&h.send(&t).await, 503, "jwks_unavailable");
+    assert_eq!(h.calls.count(), 0);
+    assert_eq!(h.store.calls(), 0);
+    h.server.resume().await;
+    tokio::time::sleep(Duration::from_millis(60)).await; // the test cooldown is 50 ms
+    assert_answer(&h.send(&t).await, 200, "handled");
+}
+
+#[tokio::test]
+async fn an_unknown_kid_during_an_outage_is_503_not_401() {
+    let h = Harness::new().await;
+    assert_answer(&h.send(token(&h.issuer)).await, 200, "handled");
+    h.issuer.rotate_to(TestKey::secondary());
+    h.server.set_behaviour(ServerBehaviour::Status(502));
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let rotated = token(&h.issuer);
+    assert_answer(&h.send(&rotated).await, 503, "jwks_unavailable");
+    // Within the cooldown, still "cannot verify", never "forged".
+    assert_answer(&h.send(&rotated).await, 503, "jwks_unavailable");
+    h.server.set_behaviour(ServerBehaviour::Serve);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_answer(&h.send(&rotated).await, 200, "handled");
+}
+
+#[tokio::test]
+async fn cached_keys_keep_working_while_a_refresh_fails() {
+    let issuer = TestIssuer::new();
+    let server = issuer.serve().await;
+    server.set_cache_control(Some("max-age=0"));
+    let mut cfg = fast_jwks();
+    cfg.min_ttl = Duration::from_millis(20);
+    let webhooks = Webhooks::builder()
+        .issuer(server.url())
+        .jwks_config(cfg)
+        .build()
+        .unwrap();
+    let send = |t: String| {
+        let w = webhooks.clone();
+        async move { w.handle(&http::HeaderMap::new(), t.as_bytes()).await }
+    };
+    assert_eq!(send(token(&issuer)).await.status(), 200);
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    // Expired and the refresh fails: the stale key still verifies.
+    assert_answer(&send(token(&issuer)).await, 200, "ignored");
+    assert!(webhooks.jwks().fetch_count() >= 2);
+}
+
+#[tokio::test]
+async fn a_key_removed_from_the_jwks_is_refused_after_the_ttl() {
+    let issuer = TestIssuer::new();
+    issuer.rotate_to(TestKey::secondary());
+    let server = issuer.serve().await;
+    server.set_cache_control(Some("public, max-age=0"));
+    let mut cfg = fast_jwks();
+    cfg.min_ttl = Duration::from_millis(50);
+    let webhooks = Webhooks::builder()
+        .issuer(server.url())
+        .jwks_config(cfg)
+        .build()
+        .unwrap();
+    let old = TestKey::primary().sign(&TestEvent::sample("user.created").into_claims());
+    let send = |t: String| {
+        let w = webhooks.clone();
+        async move { w.handle(&http::HeaderMap::new(), t.as_bytes()).await }
+    };
+    assert_answer(&send(old.clone()).await, 200, "ignored");
+    issuer.unpublish("test-primary");
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_answer(&send(old).await, 401, "unknown_kid");
+}
+
+#[tokio::test]
+async fn max_age_sets_the_ttl_within_the_clamps() {
+    let issuer = TestIssuer::new();
+    let server = issuer.serve().await;
+    server.set_cache_control(Some("max-age=3600"));
+    let webhooks = Webhooks::builder().issuer(server.url()).build().unwrap();
+    for _ in 0..5 {
+        let t = token(&issuer);
+        assert_eq!(
+            webhooks
+                .handle(&http::HeaderMap::new(), t.as_bytes())
+                .await
+                .status(),
+            200
+        );
+    }
+    assert_eq!(server.fetch_count(), 1);
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let issuer = TestIssuer::new();
+    let good = issuer.serve().await;
+    let redirecting = TestIssuer::new().serve().await;
+    redirecting.set_behaviour(ServerBehaviour::Redirect(good.jwks_url()));
+    let webhooks = Webhooks::builder()
+        .issuer(redirecting.url())
+        .build()
+        .unwrap();
+    let resp = webhooks
+        .handle(&http::HeaderMap::new(), token(&issuer).as_bytes())
+        .await;
+    assert_answer(&resp, 503, "jwks_unavailable");
+    assert_eq!(good.fetch_count(), 0);
+}
+
+#[tokio::test]
+async fn the_jwks_json_path_and_an_explicit_url_work() {
+    let issuer = TestIssuer::new();
+    let server = issuer.serve().await;
+    let w = Webhooks::builder()
+        .issuer(format!("{}/", server.url()))
+        .jwks_path(kinde_core::verify::JwksPath::JwksJson)
+        .build()
+        .unwrap();
+    assert_eq!(
+        w.handle(&http::HeaderMap::new(), token(&issuer).as_bytes())
+            .await
+            .status(),
+        200
+    );
+    let w = Webhooks::builder()
+        .jwks_url(server.jwks_url())
+        .build()
+        .unwrap();
+    assert_eq!(
+        w.handle(&http::HeaderMap::new(), token(&issuer).as_bytes())
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(server.fetch_count(), 2);
+}
+
+#[tokio::test]
+async fn a_static_key_source_needs_no_network() {
+    let issuer = TestIssuer::new();
+    let cache = JwksCache::new(
+        Arc::new(StaticKeySource::new(issuer.jwks().to_string())),
+        JwksConfig::default(),
+    );
+    assert!(cache.key("test-primary").await.is_ok());
+    assert!(matches!(cache.key("nope").await, Err(KeyError::UnknownKid)));
+    assert_eq!(cache.fetch_count(), 1);
+}
