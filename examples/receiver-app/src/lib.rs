@@ -1,1 +1,111 @@
-//! stub
+//! The receiver application behind `axum-receiver`, `actix-receiver` and the demo.
+//!
+//! - [`Config::from_env`]: `KINDE_DOMAIN` (required), `KINDE_JWKS_URL`, `BIND`, `WEBHOOK_PATH`,
+//!   `REDIS_URL`, each validated with a one-line error naming the variable.
+//! - [`build_webhooks`]: typed handlers for `user.created`, `user.updated`, `user.deleted`,
+//!   `organization.created` and a fallback for every other type; each invocation reports
+//!   `handled <type> <event_id>` to a [`HandledSink`] (stdout in the receivers).
+//! - [`axum_app`] / [`serve_axum`] (feature `axum`): `GET /health` plus the kinde-tower layer.
+
+mod config;
+#[cfg(feature = "axum")]
+mod http_app;
+
+pub use config::{Config, ConfigError};
+#[cfg(feature = "axum")]
+pub use http_app::{axum_app, serve_axum};
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use kinde_core::event::{Event, OrganizationCreated, UserCreated, UserDeleted, UserUpdated};
+use kinde_core::{WebhookEvent, Webhooks};
+
+/// Where handler invocations are reported: `(event type, event id)`.
+pub type HandledSink = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+/// The receivers' sink: exactly one line per handler invocation on stdout,
+/// `handled <type> <event_id>`, flushed at once.
+pub fn stdout_sink() -> HandledSink {
+    Arc::new(|event_type, event_id| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "handled {event_type} {event_id}");
+        let _ = out.flush();
+    })
+}
+
+/// Builds the receiver's [`Webhooks`] from its configuration, reporting every handler
+/// invocation to `sink`.
+pub fn build_webhooks(config: &Config, sink: HandledSink) -> Result<Webhooks, ConfigError> {
+    let mut builder = Webhooks::builder()
+        .issuer(config.kinde_domain.as_str())
+        .path(config.webhook_path.as_str());
+    if let Some(url) = &config.jwks_url {
+        builder = builder.jwks_url(url.as_str());
+    }
+    if let Some(store) = config::redis_store(config)? {
+        builder = builder.store(store);
+    }
+    let (s1, s2, s3, s4, s5) = (sink.clone(), sink.clone(), sink.clone(), sink.clone(), sink);
+    builder
+        .on(move |e: Event<UserCreated>| report(&s1, &e.meta))
+        .on(move |e: Event<UserUpdated>| report(&s2, &e.meta))
+        .on(move |e: Event<UserDeleted>| report(&s3, &e.meta))
+        .on(move |e: Event<OrganizationCreated>| report(&s4, &e.meta))
+        .fallback(move |e: WebhookEvent| report(&s5, &e.meta))
+        .build()
+        .map_err(ConfigError::Webhooks)
+}
+
+fn report(
+    sink: &HandledSink,
+    meta: &kinde_core::EventMeta,
+) -> std::future::Ready<Result<(), std::convert::Infallible>> {
+    sink(&meta.event_type, &meta.event_id);
+    std::future::ready(Ok(()))
+}
+
+/// Logs to stderr (stdout carries only the `handled …` lines). `RUST_LOG` filters; default
+/// `info`.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Reads the configuration from the environment or exits with status 2 and a one-line message
+/// saying which setting is wrong and why.
+pub fn config_or_exit() -> Config {
+    match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    }
+}

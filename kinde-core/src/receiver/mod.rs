@@ -92,7 +92,7 @@ impl Webhooks {
         content_length: Option<u64>,
     ) -> Option<WebhookResponse> {
         if method != Method::POST {
-            return Some(WebhookResponse::new(Outcome::MethodNotAllowed));
+            return Some(self.rejected_early(Outcome::MethodNotAllowed));
         }
         if content_length.is_some_and(|n| n > self.inner.body_limit as u64) {
             return Some(self.payload_too_large());
@@ -102,7 +102,21 @@ impl Webhooks {
 
     /// The 413 answer, for adapters whose body stream passed the limit.
     pub fn payload_too_large(&self) -> WebhookResponse {
-        WebhookResponse::new(Outcome::PayloadTooLarge)
+        self.rejected_early(Outcome::PayloadTooLarge)
+    }
+
+    /// The answer for a body that could not be read (an I/O error, not the limit).
+    pub fn body_read_failed(&self) -> WebhookResponse {
+        self.rejected_early(Outcome::BodyReadFailed)
+    }
+
+    fn rejected_early(&self, outcome: Outcome) -> WebhookResponse {
+        tracing::info!(
+            outcome = outcome.code(),
+            status = outcome.status().as_u16(),
+            "kinde webhook refused before reading the body"
+        );
+        WebhookResponse::new(outcome)
     }
 
     /// Handles one delivery: verifies the token, deduplicates on the signed `event_id`, runs the

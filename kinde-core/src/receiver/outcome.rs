@@ -25,6 +25,8 @@ pub enum Outcome {
     PayloadTooLarge,
     /// Not a POST (405, with `Allow: POST`).
     MethodNotAllowed,
+    /// The request body could not be read (the client went away mid-upload, say) (400).
+    BodyReadFailed,
     /// A documented type whose `data` does not match its schema (500: retried while the
     /// schema is fixed, never silently dropped).
     UnparseableEvent,
@@ -40,7 +42,7 @@ impl Outcome {
         match self {
             Outcome::Handled | Outcome::Duplicate | Outcome::Ignored => StatusCode::OK,
             Outcome::InProgress => StatusCode::CONFLICT,
-            Outcome::InvalidWebhookId => StatusCode::BAD_REQUEST,
+            Outcome::InvalidWebhookId | Outcome::BodyReadFailed => StatusCode::BAD_REQUEST,
             Outcome::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Outcome::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Outcome::UnparseableEvent | Outcome::HandlerFailed => StatusCode::INTERNAL_SERVER_ERROR,
@@ -65,6 +67,7 @@ impl Outcome {
             Outcome::InvalidWebhookId => "invalid_webhook_id",
             Outcome::PayloadTooLarge => "payload_too_large",
             Outcome::MethodNotAllowed => "method_not_allowed",
+            Outcome::BodyReadFailed => "body_read_failed",
             Outcome::UnparseableEvent => "unparseable_event",
             Outcome::HandlerFailed => "handler_failed",
             Outcome::StoreUnavailable => "store_unavailable",
