@@ -136,10 +136,15 @@ impl TestIssuer {
         self.signer().sign(claims)
     }
 
-    /// Serves the JWKS on a loopback port.
+    /// Serves the JWKS on a free loopback port.
     pub async fn serve(&self) -> JwksServer {
+        self.serve_on(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Serves the JWKS on this address (e.g. a port a receiver was already told about).
+    pub async fn serve_on(&self, addr: std::net::SocketAddr) -> JwksServer {
         let issuer = self.clone();
-        JwksServer::start(Arc::new(move || issuer.jwks().to_string())).await
+        JwksServer::start(Arc::new(move || issuer.jwks().to_string()), addr).await
     }
 }
 
