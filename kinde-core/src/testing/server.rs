@@ -56,10 +56,8 @@ impl std::fmt::Debug for JwksServer {
 }
 
 impl JwksServer {
-    pub(crate) async fn start(jwks: JwksFn) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
+    pub(crate) async fn start(jwks: JwksFn, addr: SocketAddr) -> Self {
+        let listener = TcpListener::bind(addr).await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared {
             jwks,
