@@ -1,0 +1,21 @@
+//! The axum receiver's fixed contract, against the real binary.
+
+#[path = "../../receiver-app/contract/mod.rs"]
+mod contract;
+
+const BIN: &str = env!("CARGO_BIN_EXE_axum-receiver");
+
+#[tokio::test]
+async fn bad_settings_exit_non_zero_naming_the_variable() {
+    contract::bad_settings(BIN).await;
+}
+
+#[tokio::test]
+async fn each_handler_call_prints_one_line() {
+    contract::handled_lines(BIN).await;
+}
+
+#[tokio::test]
+async fn starts_and_serves_while_the_issuer_is_unreachable() {
+    contract::issuer_unreachable_at_start(BIN).await;
+}

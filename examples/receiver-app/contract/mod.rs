@@ -1,0 +1,227 @@
+//! The receivers' fixed contract (command line, env, stdout lines), checked against a real
+//! binary. Included by each receiver's `tests/contract.rs`:
+//!
+//! ```ignore
+//! #[path = "../../receiver-app/contract/mod.rs"]
+//! mod contract;
+//! contract::all(env!("CARGO_BIN_EXE_axum-receiver")).await;
+//! ```
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use kinde_core::testing::{TestEvent, TestIssuer};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+/// A running receiver binary with its stdout lines.
+pub struct Receiver {
+    child: Child,
+    pub addr: SocketAddr,
+    lines: mpsc::UnboundedReceiver<String>,
+}
+
+pub fn free_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+impl Receiver {
+    pub async fn start(bin: &str, envs: &[(&str, String)]) -> Self {
+        let addr = free_addr();
+        let mut cmd = Command::new(bin);
+        cmd.env_clear()
+            .env("BIND", addr.to_string())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start receiver");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                let _ = tx.send(line);
+            }
+        });
+        let r = Self { child, addr, lines };
+        r.wait_healthy().await;
+        r
+    }
+
+    async fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = reqwest::Client::new();
+        while Instant::now() < deadline {
+            if let Ok(resp) = client
+                .get(format!("http://{}/health", self.addr))
+                .send()
+                .await
+            {
+                assert_eq!(resp.status(), 200);
+                assert_eq!(resp.text().await.unwrap(), "ok");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("receiver did not answer /health within 30 s");
+    }
+
+    pub async fn post(&self, path: &str, token: &str) -> u16 {
+        reqwest::Client::new()
+            .post(format!("http://{}{path}", self.addr))
+            .header("content-type", "application/jwt")
+            .body(token.to_owned())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// The next stdout line, waiting at most 10 s.
+    pub async fn next_line(&mut self) -> Option<String> {
+        tokio::time::timeout(Duration::from_secs(10), self.lines.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Stops the receiver (SIGKILL via kill_on_drop semantics) and returns stdout lines left.
+    pub async fn stop(mut self) -> Vec<String> {
+        let _ = self.child.kill().await;
+        let mut rest = Vec::new();
+        while let Ok(Some(l)) =
+            tokio::time::timeout(Duration::from_secs(2), self.lines.recv()).await
+        {
+            rest.push(l);
+        }
+        rest
+    }
+}
+
+/// Runs the binary with `envs` and expects a non-zero exit with one stderr line naming `var`.
+pub async fn refuses(bin: &str, envs: &[(&str, &str)], var: &str) {
+    let mut cmd = Command::new(bin);
+    cmd.env_clear().stdin(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+        .await
+        .expect("receiver exits")
+        .unwrap();
+    assert!(!out.status.success(), "{var}: exited 0");
+    assert!(out.stdout.is_empty(), "{var}: wrote to stdout");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{var}: expected one line, got {stderr:?}");
+    assert!(lines[0].contains(var), "{var}: {stderr:?}");
+}
+
+/// Bad settings: each names its variable.
+pub async fn bad_settings(bin: &str) {
+    refuses(bin, &[], "KINDE_DOMAIN").await;
+    refuses(
+        bin,
+        &[("KINDE_DOMAIN", "http://acme.kinde.com")],
+        "KINDE_DOMAIN",
+    )
+    .await;
+    refuses(
+        bin,
+        &[
+            ("KINDE_DOMAIN", "acme.kinde.com"),
+            ("BIND", "not-an-address"),
+        ],
+        "BIND",
+    )
+    .await;
+    refuses(
+        bin,
+        &[("KINDE_DOMAIN", "acme.kinde.com"), ("WEBHOOK_PATH", "hook")],
+        "WEBHOOK_PATH",
+    )
+    .await;
+    refuses(
+        bin,
+        &[
+            ("KINDE_DOMAIN", "acme.kinde.com"),
+            ("REDIS_URL", "localhost"),
+        ],
+        "REDIS_URL",
+    )
+    .await;
+}
+
+/// Deliveries: one stdout line per handler call, exactly `handled <type> <event_id>`.
+pub async fn handled_lines(bin: &str) {
+    let issuer = TestIssuer::new();
+    let jwks = issuer.serve().await;
+    let mut r = Receiver::start(
+        bin,
+        &[
+            ("KINDE_DOMAIN", jwks.url()),
+            ("WEBHOOK_PATH", "/hooks/kinde".into()),
+        ],
+    )
+    .await;
+    let mut expected = Vec::new();
+    for ty in [
+        "user.created",
+        "user.updated",
+        "user.deleted",
+        "organization.created",
+        "role.created",
+        "passkey.added",
+    ] {
+        let ev = TestEvent::sample(ty);
+        let id = ev.id().to_owned();
+        let token = issuer.sign(&ev.into_claims());
+        assert_eq!(r.post("/hooks/kinde", &token).await, 200, "{ty}");
+        assert_eq!(r.post("/hooks/kinde", &token).await, 200, "{ty} duplicate");
+        let line = r.next_line().await.expect("a handled line");
+        assert_eq!(line, format!("handled {ty} {id}"));
+        expected.push(line);
+    }
+    // The default path is not intercepted when WEBHOOK_PATH moves it.
+    let token = issuer.sign(&TestEvent::sample("user.created").into_claims());
+    assert_eq!(r.post("/kinde/webhook", &token).await, 404);
+    let rest = r.stop().await;
+    assert!(rest.is_empty(), "unexpected stdout: {rest:?}");
+    assert_eq!(jwks.fetch_count(), 1);
+}
+
+/// Starts with the issuer unreachable, answers 503, then 200 once the JWKS can be fetched.
+pub async fn issuer_unreachable_at_start(bin: &str) {
+    let jwks_addr = free_addr();
+    let mut r = Receiver::start(bin, &[("KINDE_DOMAIN", format!("http://{jwks_addr}"))]).await;
+    let issuer = TestIssuer::new();
+    let ev = TestEvent::sample("user.created");
+    let id = ev.id().to_owned();
+    let token = issuer.sign(&ev.into_claims());
+    assert_eq!(r.post("/kinde/webhook", &token).await, 503);
+    let _jwks = issuer.serve_on(jwks_addr).await;
+    // Kinde retries; the receiver refetches after its cooldown (10 s by default).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut status = 503;
+    while status == 503 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        status = r.post("/kinde/webhook", &token).await;
+    }
+    assert_eq!(status, 200);
+    assert_eq!(
+        r.next_line().await.as_deref(),
+        Some(format!("handled user.created {id}").as_str())
+    );
+    r.stop().await;
+}
