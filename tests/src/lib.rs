@@ -1,1 +1,4 @@
-//! Cross-crate integration tests live in `tests/tests/`.
+//! Cross-crate integration tests live in `tests/tests/`. The README's examples are compiled here.
+
+#[doc = include_str!("../../README.md")]
+pub mod readme {}
