@@ -1,5 +1,6 @@
 //! The handler map: one async handler per event type, plus an optional fallback.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -55,11 +56,14 @@ impl HandlerMap {
     }
 
     fn insert(&mut self, event_type: String, handler: ErasedHandler) {
-        if self.by_type.contains_key(&event_type) {
-            self.error
-                .get_or_insert(HandlerMapError::DuplicateHandler(event_type));
-        } else {
-            self.by_type.insert(event_type, handler);
+        match self.by_type.entry(event_type) {
+            Entry::Occupied(e) => {
+                self.error
+                    .get_or_insert(HandlerMapError::DuplicateHandler(e.key().clone()));
+            }
+            Entry::Vacant(v) => {
+                v.insert(handler);
+            }
         }
     }
 

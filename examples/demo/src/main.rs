@@ -133,8 +133,8 @@ async fn main() {
         jwks.url()
     );
     println!(
-        "{:<2} {:<40} {:>6} {:<26} {:<8} {}",
-        "#", "delivery", "status", "answer", "handler", "as expected"
+        "{:<2} {:<40} {:>6} {:<26} {:<8} as expected",
+        "#", "delivery", "status", "answer", "handler"
     );
     let mut failures = 0;
     for (i, row) in rows.iter().enumerate() {
