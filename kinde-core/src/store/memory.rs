@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -64,10 +64,15 @@ impl Shard {
         Some(live)
     }
 
-    fn purge_expired(&mut self, now: u64) {
+    /// Drops expired handled entries; returns how many live entries went.
+    fn purge_expired(&mut self, now: u64) -> usize {
+        let mut removed = 0;
         while self.handled.front().is_some_and(|(_, d)| *d <= now) {
-            self.pop_handled();
+            if self.pop_handled() == Some(true) {
+                removed += 1;
+            }
         }
+        removed
     }
 
     /// Makes room for one entry by evicting the oldest handled one.
@@ -85,7 +90,8 @@ impl Shard {
 /// a load balancer need a shared store (Redis), since each process only sees its own claims.
 pub struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
-    per_shard: usize,
+    /// Entries held across all shards.
+    len: AtomicUsize,
     hasher: RandomState,
     epoch: Instant,
     next_token: AtomicU64,
@@ -111,20 +117,19 @@ impl MemoryStore {
     /// A store with this sizing (capacity and shards are raised to at least 1).
     pub fn new(config: MemoryStoreConfig) -> Self {
         let shards = config.shards.clamp(1, config.capacity.max(1));
-        let per_shard = config.capacity.max(1).div_ceil(shards);
         Self {
             shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
-            per_shard,
+            len: AtomicUsize::new(0),
             hasher: RandomState::new(),
             epoch: Instant::now(),
             next_token: AtomicU64::new(1),
-            capacity: per_shard * shards,
+            capacity: config.capacity.max(1),
         }
     }
 
     /// Entries currently held (in progress and handled, expired ones not yet purged included).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).map.len()).sum()
+        self.len.load(Ordering::Relaxed)
     }
 
     /// Whether the store holds nothing.
@@ -136,9 +141,49 @@ impl MemoryStore {
         self.epoch.elapsed().as_millis() as u64
     }
 
+    fn shard_index(&self, key: &str) -> usize {
+        self.hasher.hash_one(key) as usize % self.shards.len()
+    }
+
     fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, Shard> {
-        let i = self.hasher.hash_one(key) as usize % self.shards.len();
-        lock(&self.shards[i])
+        lock(&self.shards[self.shard_index(key)])
+    }
+
+    /// At capacity: evicts the oldest handled entry of the claiming shard, else of another
+    /// shard (one lock at a time). Never an in-progress claim.
+    fn make_room(&self, own: &mut Shard, own_index: usize) -> Result<(), StoreError> {
+        if self.len.load(Ordering::Relaxed) < self.capacity {
+            return Ok(());
+        }
+        let mut evicted = own.evict_one();
+        if !evicted {
+            for (i, other) in self.shards.iter().enumerate() {
+                if i != own_index {
+                    if let Ok(mut other) = other.try_lock() {
+                        if other.evict_one() {
+                            evicted = true;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if !evicted {
+            return Err(StoreError::Full(self.capacity));
+        }
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        let warn = own
+            .last_warned
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(60));
+        if warn {
+            own.last_warned = Some(Instant::now());
+            tracing::warn!(
+                capacity = self.capacity,
+                "in-memory idempotency store at capacity: evicting the oldest handled events (a \
+                 very late retry of one could run again); raise the capacity or use the Redis store"
+            );
+        }
+        Ok(())
     }
 
     fn token_of(token: &ClaimToken) -> Option<u64> {
@@ -147,8 +192,10 @@ impl MemoryStore {
 
     fn claim_sync(&self, event_id: &str, ttl: Duration) -> Result<Claim, StoreError> {
         let now = self.now();
-        let mut shard = self.shard(event_id);
-        shard.purge_expired(now);
+        let index = self.shard_index(event_id);
+        let mut shard = lock(&self.shards[index]);
+        let purged = shard.purge_expired(now);
+        self.len.fetch_sub(purged, Ordering::Relaxed);
         match shard.map.get(event_id) {
             Some(e) if e.deadline > now && e.token == 0 => return Ok(Claim::AlreadyHandled),
             Some(e) if e.deadline > now => return Ok(Claim::InProgress),
@@ -157,23 +204,8 @@ impl MemoryStore {
         let key: Arc<str> = match shard.map.get_key_value(event_id) {
             Some((k, _)) => k.clone(),
             None => {
-                if shard.map.len() >= self.per_shard {
-                    if !shard.evict_one() {
-                        return Err(StoreError::Full(self.capacity));
-                    }
-                    let warn = shard
-                        .last_warned
-                        .is_none_or(|t| t.elapsed() > Duration::from_secs(60));
-                    if warn {
-                        shard.last_warned = Some(Instant::now());
-                        tracing::warn!(
-                            capacity = self.capacity,
-                            "in-memory idempotency store at capacity: evicting the oldest handled \
-                             events (a very late retry of one could run again); raise the capacity \
-                             or use the Redis store"
-                        );
-                    }
-                }
+                self.make_room(&mut shard, index)?;
+                self.len.fetch_add(1, Ordering::Relaxed);
                 Arc::from(event_id)
             }
         };
@@ -228,6 +260,7 @@ impl IdempotencyStore for MemoryStore {
         match shard.map.get(event_id) {
             Some(e) if e.token == token => {
                 shard.map.remove(event_id);
+                self.len.fetch_sub(1, Ordering::Relaxed);
                 Ok(Fenced::Applied)
             }
             _ => Ok(Fenced::Superseded),
@@ -331,6 +364,28 @@ mod tests {
             s.complete("busy", &busy, LONG).await.unwrap(),
             Fenced::Applied
         );
+    }
+
+    #[tokio::test]
+    async fn capacity_is_the_whole_store_not_a_share_per_shard() {
+        let s = MemoryStore::new(MemoryStoreConfig {
+            capacity: 100,
+            shards: 16,
+        });
+        for i in 0..100 {
+            let id = format!("e{i}");
+            let t = token(s.claim(&id, LONG).await.unwrap());
+            s.complete(&id, &t, LONG).await.unwrap();
+        }
+        assert_eq!(s.len(), 100);
+        for i in 0..100 {
+            assert_eq!(
+                s.claim(&format!("e{i}"), LONG).await.unwrap(),
+                Claim::AlreadyHandled
+            );
+        }
+        token(s.claim("one-more", LONG).await.unwrap());
+        assert_eq!(s.len(), 100);
     }
 
     #[tokio::test]
