@@ -4,8 +4,12 @@
 //! receiver whose claim already expired (and was taken over) changes nothing.
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis_store;
 
 pub use memory::{MemoryStore, MemoryStoreConfig};
+#[cfg(feature = "redis")]
+pub use redis_store::{FailMode, RedisConfigError, RedisStore, RedisStoreConfig};
 
 use std::time::Duration;
 
