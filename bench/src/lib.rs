@@ -1,0 +1,1 @@
+//! Tools for `bench/run.sh`, the end-to-end load benchmark (see `BENCHMARKS.md`).
