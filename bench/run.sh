@@ -42,9 +42,7 @@ wait_port() {
 }
 
 echo "== building (release)"
-FEATURES=""
-case " $RECEIVERS " in *" ours-redis "*) FEATURES="--features kinde-core/redis" ;; esac
-cargo build --release -q -p axum-receiver -p kinde-bench $FEATURES
+cargo build --release -q -p axum-receiver -p kinde-bench
 BIN=$ROOT/target/release
 
 TOKEN_FILE=$ROOT/target/bench-tokens-$TOKENS.txt

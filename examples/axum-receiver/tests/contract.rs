@@ -19,3 +19,8 @@ async fn each_handler_call_prints_one_line() {
 async fn starts_and_serves_while_the_issuer_is_unreachable() {
     contract::issuer_unreachable_at_start(BIN).await;
 }
+
+#[tokio::test]
+async fn two_receivers_sharing_redis_handle_each_event_once() {
+    contract::shared_redis(BIN).await;
+}

@@ -225,3 +225,50 @@ pub async fn issuer_unreachable_at_start(bin: &str) {
     );
     r.stop().await;
 }
+
+/// `REDIS_URL`: two receiver processes sharing one Redis handle each event exactly once, whichever
+/// gets the deliveries. Skips (saying why) without `KINDE_TEST_REDIS_URL`, unless
+/// `KINDE_REQUIRE_REDIS=1`.
+pub async fn shared_redis(bin: &str) {
+    let Some(redis) = std::env::var("KINDE_TEST_REDIS_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        assert_ne!(
+            std::env::var("KINDE_REQUIRE_REDIS").as_deref(),
+            Ok("1"),
+            "KINDE_TEST_REDIS_URL is not set and KINDE_REQUIRE_REDIS=1: run `source scripts/redis-up.sh`"
+        );
+        eprintln!("skipped: KINDE_TEST_REDIS_URL is not set (run `source scripts/redis-up.sh`)");
+        return;
+    };
+    let issuer = TestIssuer::new();
+    let jwks = issuer.serve().await;
+    let envs = [("KINDE_DOMAIN", jwks.url()), ("REDIS_URL", redis)];
+    let mut a = Receiver::start(bin, &envs).await;
+    let mut b = Receiver::start(bin, &envs).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let ev = TestEvent::sample("user.created");
+        ids.push(ev.id().to_owned());
+        let token = issuer.sign(&ev.into_claims());
+        assert_eq!(a.post("/kinde/webhook", &token).await, 200);
+        assert_eq!(b.post("/kinde/webhook", &token).await, 200);
+        assert_eq!(a.post("/kinde/webhook", &token).await, 200);
+    }
+    let mut lines = Vec::new();
+    for _ in 0..5 {
+        lines.push(a.next_line().await.expect("a handled line"));
+    }
+    let rest_a = a.stop().await;
+    let rest_b = b.stop().await;
+    assert!(
+        rest_a.is_empty() && rest_b.is_empty(),
+        "handled twice: {rest_a:?} {rest_b:?}"
+    );
+    let expected: Vec<String> = ids
+        .iter()
+        .map(|id| format!("handled user.created {id}"))
+        .collect();
+    assert_eq!(lines, expected);
+}

@@ -100,15 +100,22 @@ impl Config {
     }
 }
 
-/// The store `REDIS_URL` asks for, if any.
-pub(crate) fn redis_store(config: &Config) -> Result<Option<kinde_core::MemoryStore>, ConfigError> {
-    match &config.redis_url {
-        None => Ok(None),
-        Some(_) => Err(ConfigError::Invalid {
+/// The store `REDIS_URL` asks for, if any: one URL is a single server, a comma-separated list
+/// a cluster. Nothing connects here: a receiver starts while Redis is down and answers 503 until
+/// it is reachable.
+pub(crate) fn redis_store(
+    config: &Config,
+) -> Result<Option<kinde_core::store::RedisStore>, ConfigError> {
+    let Some(urls) = &config.redis_url else {
+        return Ok(None);
+    };
+    let urls: Vec<&str> = urls.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+    kinde_core::store::RedisStore::new(kinde_core::store::RedisStoreConfig::from_urls(urls))
+        .map(Some)
+        .map_err(|e| ConfigError::Invalid {
             name: "REDIS_URL",
-            why: "the Redis store is not available in this build yet".into(),
-        }),
-    }
+            why: e.to_string(),
+        })
 }
 
 #[cfg(test)]
