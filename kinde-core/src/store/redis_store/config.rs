@@ -15,7 +15,9 @@ pub enum FailMode {
     Closed,
     /// Keep handling deliveries while Redis is down, without deduplication: a claim Redis
     /// cannot answer is treated as new ([`Claim::StartProcessing`](crate::store::Claim)) with a
-    /// token that `complete` and `release` ignore, and a warning is logged each time.
+    /// token that `complete` and `release` ignore (they return
+    /// [`Fenced::Applied`](crate::store::Fenced::Applied) without touching Redis: there is
+    /// nothing to settle), and a warning is logged each time.
     ///
     /// Every retry and duplicate delivered meanwhile runs its handler again (concurrent ones
     /// too), so choose this only when handlers are idempotent and availability matters more

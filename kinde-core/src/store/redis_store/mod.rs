@@ -185,20 +185,32 @@ impl RedisStore {
     }
 
     /// Runs one command on the (lazily created) connection, bounded by the command timeout.
+    ///
+    /// A command refused at connect time was never sent, so it is tried once more: the failure
+    /// has made the connection manager dial again, and a Redis that just came back then answers
+    /// the first delivery instead of a stale connection error.
     async fn run<T, F, Fut>(&self, command: F) -> Result<T, StoreError>
     where
-        F: FnOnce(conn::Conn) -> Fut,
+        F: Fn(conn::Conn) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
-        let (generation, conn) = self.conn.get().await?;
-        match tokio::time::timeout(self.command_timeout, command(conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                self.conn.failed(generation, &e);
-                Err(from_redis(e, self.command_timeout))
+        let attempts = async {
+            let mut retried = false;
+            loop {
+                let (generation, conn) = self.conn.get().await?;
+                match command(conn).await {
+                    Ok(v) => return Ok(v),
+                    Err(e) if e.is_connection_refusal() && !retried => retried = true,
+                    Err(e) => {
+                        self.conn.failed(generation, &e);
+                        return Err(from_redis(e, self.command_timeout));
+                    }
+                }
             }
-            Err(_) => Err(StoreError::Timeout(self.command_timeout)),
-        }
+        };
+        tokio::time::timeout(self.command_timeout, attempts)
+            .await
+            .unwrap_or(Err(StoreError::Timeout(self.command_timeout)))
     }
 
     async fn fenced(
@@ -207,6 +219,7 @@ impl RedisStore {
         key: String,
         args: &[Vec<u8>],
     ) -> Result<Fenced, StoreError> {
+        let key = key.as_str();
         let applied: i64 = self
             .run(|mut c| async move {
                 let mut call = script.key(key);
@@ -225,12 +238,13 @@ impl RedisStore {
 
     async fn try_claim(&self, key: String, processing_ttl: Duration) -> Result<Claim, StoreError> {
         let token = ClaimToken::random();
-        let value = [PROCESSING, token.as_str().as_bytes()].concat();
+        let value = processing_value(&token);
+        let (key, value) = (&key, &value);
         let previous: Option<Vec<u8>> = self
             .run(|mut c| async move {
                 ::redis::cmd("SET")
-                    .arg(key)
-                    .arg(value)
+                    .arg(key.as_str())
+                    .arg(value.as_slice())
                     .arg("NX")
                     .arg("PX")
                     .arg(millis(processing_ttl))
