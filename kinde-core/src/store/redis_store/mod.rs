@@ -194,13 +194,20 @@ impl RedisStore {
         F: Fn(conn::Conn) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
+        // Creating the connection is bounded by the connect timeout, the command by its own.
+        let first = self.conn.get().await?;
         let attempts = async {
-            let mut retried = false;
+            let mut next = Some(first);
             loop {
-                let (generation, conn) = self.conn.get().await?;
+                let retried = next.is_none();
+                let (generation, conn) = match next.take() {
+                    Some(c) => c,
+                    None => self.conn.get().await?,
+                };
                 match command(conn).await {
                     Ok(v) => return Ok(v),
-                    Err(e) if e.is_connection_refusal() && !retried => retried = true,
+                    // Loop once more, with `next` empty: that was the retry.
+                    Err(e) if e.is_connection_refusal() && !retried => {}
                     Err(e) => {
                         self.conn.failed(generation, &e);
                         return Err(from_redis(e, self.command_timeout));
