@@ -8,6 +8,8 @@
 //!
 //! Run: `cargo bench -p kinde-core --bench pipeline`.
 
+#![allow(missing_docs)] // criterion's macros generate undocumented items
+
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -53,6 +53,8 @@ pub use receiver::{
     DEFAULT_PATH, MAX_WEBHOOK_ID_LEN,
 };
 pub use store::{IdempotencyStore, MemoryStore, MemoryStoreConfig};
+#[cfg(feature = "redis")]
+pub use store::{RedisStore, RedisStoreConfig};
 pub use verify::{ReplayWindow, VerifyError};
 
 // When cargo unifies both crypto features (e.g. across a workspace), jsonwebtoken cannot pick a

@@ -91,6 +91,7 @@ impl KeySource for StaticKeySource {
 }
 
 /// Reads `max-age` out of a `Cache-Control` value; `no-cache`/`no-store` read as zero.
+#[cfg_attr(not(feature = "http-jwks"), allow(dead_code))]
 pub(crate) fn cache_control_max_age(value: &str) -> Option<Duration> {
     let mut max_age = None;
     for directive in value.split(',').map(str::trim) {
