@@ -1,0 +1,455 @@
+//! Generators and plumbing for `properties.rs`: garbage and near-JWT bodies, arbitrary typed
+//! events, and a receiver whose handlers capture what they were given.
+
+use std::convert::Infallible;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use http::HeaderMap;
+use kinde_core::event::{
+    AccessRequest, AccessRequestCreated, KeyRef, Organization, OrganizationCreated,
+    OrganizationUpdate, OrganizationUpdated, PermissionDeleted, PermissionRef, Role, RoleCreated,
+    Subscriber, SubscriberCreated, User, UserCreated, UserOrganization, UserUpdated,
+    KNOWN_EVENT_TYPES,
+};
+use kinde_core::testing::{kinde_timestamp, TestEvent, TestIssuer};
+use kinde_core::{Event, EventPayload, KindeEvent, WebhookEvent, WebhookResponse, Webhooks};
+use proptest::collection::{btree_map, vec};
+use proptest::option;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseResult, TestRunner};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use time::{Duration, OffsetDateTime, UtcOffset};
+
+/// Cases of the single-byte mutation property (one RSA verification each).
+pub const MUTATION_CASES: u32 = 256;
+/// Cases of the round-trip property (one signature, one receiver, one key fetch each).
+pub const ROUND_TRIP_CASES: u32 = 64;
+
+/// A current-thread runtime driving the issuer's server and the receiver alike.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Runs a property for `cases` cases; panics with the shrunk failing input.
+pub fn run<S>(cases: u32, strategy: S, test: impl Fn(S::Value) -> TestCaseResult)
+where
+    S: Strategy,
+    S::Value: Debug,
+{
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    if let Err(e) = TestRunner::new(config).run(&strategy, test) {
+        panic!("{e}");
+    }
+}
+
+// ---- garbage -------------------------------------------------------------------------------
+
+/// Any JSON value, nested a little; numbers are integers or dyadic fractions (exact in JSON).
+pub fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        (-1_000_000i64..1_000_000).prop_map(|n| Value::from(n as f64 / 8.0)),
+        ".{0,16}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 32, 6, |inner| {
+        prop_oneof![
+            vec(inner.clone(), 0..6).prop_map(Value::Array),
+            btree_map(".{0,8}", inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// A JSON object of arbitrary members.
+pub fn json_object() -> impl Strategy<Value = Value> {
+    btree_map(".{0,8}", json_value(), 0..6).prop_map(|m| Value::Object(m.into_iter().collect()))
+}
+
+fn encode(how: u8, bytes: &[u8]) -> String {
+    match how % 4 {
+        0 | 1 => URL_SAFE_NO_PAD.encode(bytes),
+        2 => URL_SAFE.encode(bytes), // padded
+        _ => STANDARD.encode(bytes), // `+` and `/`, padded
+    }
+}
+
+/// Three segments that look like a JWT: a JSON header with a random `alg` and `kid`, a payload
+/// (random bytes, random JSON or real webhook claims) and a random signature.
+fn near_jwt() -> impl Strategy<Value = Vec<u8>> {
+    let alg = prop_oneof![
+        Just(json!("RS256")),
+        Just(json!("HS256")),
+        Just(json!("none")),
+        Just(json!("ES256")),
+        Just(json!("PS256")),
+        Just(json!("RS512")),
+        "[A-Za-z0-9]{0,8}".prop_map(Value::from),
+        json_value(),
+    ];
+    let kid = option::of(prop_oneof![
+        Just(json!("test-primary")),
+        Just(json!("test-secondary")),
+        ".{0,40}".prop_map(Value::from),
+        json_value(),
+    ]);
+    let claims = TestEvent::sample("user.created").into_claims().to_string();
+    let payload = prop_oneof![
+        vec(any::<u8>(), 0..200),
+        json_value().prop_map(|v| v.to_string().into_bytes()),
+        Just(claims.into_bytes()),
+    ];
+    let signature = prop_oneof![vec(any::<u8>(), 0..300), vec(any::<u8>(), 256)];
+    let header = (alg, kid, any::<bool>(), json_object()).prop_map(|(alg, kid, typ, extra)| {
+        let mut h = match extra {
+            Value::Object(m) => m,
+            _ => Default::default(),
+        };
+        h.insert("alg".into(), alg);
+        if let Some(kid) = kid {
+            h.insert("kid".into(), kid);
+        }
+        if typ {
+            h.insert("typ".into(), json!("JWT"));
+        }
+        Value::Object(h).to_string().into_bytes()
+    });
+    let raw_header = vec(any::<u8>(), 0..80);
+    (
+        prop_oneof![4 => header, 1 => raw_header],
+        payload,
+        signature,
+        any::<[u8; 3]>(),
+    )
+        .prop_map(|(h, p, s, how)| {
+            format!(
+                "{}.{}.{}",
+                encode(how[0], &h),
+                encode(how[1], &p),
+                encode(how[2], &s)
+            )
+            .into_bytes()
+        })
+}
+
+/// Bodies that are not valid webhooks: random bytes, base64-ish text, three random base64url
+/// segments, and near-JWTs.
+pub fn garbage() -> impl Strategy<Value = Vec<u8>> {
+    let seg = "[A-Za-z0-9_-]{0,120}";
+    prop_oneof![
+        1 => vec(any::<u8>(), 0..512),
+        1 => "[A-Za-z0-9_.=+/ \t\r\n-]{0,200}".prop_map(String::into_bytes),
+        1 => (seg, seg, seg).prop_map(|(a, b, c)| format!("{a}.{b}.{c}").into_bytes()),
+        3 => near_jwt(),
+    ]
+}
+
+// ---- typed events --------------------------------------------------------------------------
+
+/// Builds a library type outside its crate (they are `#[non_exhaustive]`): deserialize a
+/// minimal value, then assign every field.
+fn template<T: DeserializeOwned>(v: Value) -> T {
+    serde_json::from_value(v).expect("template")
+}
+
+fn text() -> impl Strategy<Value = String> {
+    ".{0,16}"
+}
+
+fn opt_text() -> impl Strategy<Value = Option<String>> {
+    option::of(text())
+}
+
+fn key_refs() -> impl Strategy<Value = Option<Vec<KeyRef>>> {
+    option::of(vec(
+        (text(), text()).prop_map(|(id, key)| {
+            let mut r: KeyRef = template(json!({"id": "", "key": ""}));
+            (r.id, r.key) = (id, key);
+            r
+        }),
+        0..3,
+    ))
+}
+
+fn user() -> impl Strategy<Value = User> {
+    let org = (text(), key_refs(), key_refs()).prop_map(|(code, roles, permissions)| {
+        let mut o: UserOrganization = template(json!({"code": ""}));
+        (o.code, o.roles, o.permissions) = (code, roles, permissions);
+        o
+    });
+    let names = (opt_text(), opt_text(), opt_text(), opt_text(), opt_text());
+    let flags = (any::<bool>(), any::<bool>());
+    (text(), names, flags, vec(org, 0..3)).prop_map(|(id, names, flags, orgs)| {
+        let mut u: User = template(
+            json!({"id": "", "is_password_reset_requested": false, "is_suspended": false}),
+        );
+        u.id = id;
+        (u.email, u.first_name, u.last_name, u.username, u.phone) = names;
+        (u.is_password_reset_requested, u.is_suspended) = flags;
+        u.organizations = orgs;
+        u
+    })
+}
+
+fn unknown_type() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("passkey.added".to_owned()),
+        Just("customer.plan_assigned".to_owned()),
+        "[a-z_]{1,12}\\.[a-z_]{1,16}",
+        ".{1,24}",
+    ]
+    .prop_filter("a documented type", |t| {
+        !KNOWN_EVENT_TYPES.contains(&t.as_str())
+    })
+}
+
+/// A typed payload of one of nine event types, every field arbitrary.
+pub fn payload() -> impl Strategy<Value = EventPayload> {
+    let org_update = (text(), opt_text(), opt_text(), opt_text(), any::<bool>());
+    let org = (text(), opt_text(), opt_text(), opt_text());
+    let role = (text(), text(), opt_text(), opt_text(), any::<bool>());
+    let subscriber = (text(), opt_text(), opt_text(), opt_text(), opt_text());
+    let access = (opt_text(), opt_text(), opt_text(), opt_text());
+    prop_oneof![
+        1 => user().prop_map(|u| UserCreated::new(u).into_payload()),
+        1 => user().prop_map(|u| UserUpdated::new(u).into_payload()),
+        1 => org_update.prop_map(|(code, name, handle, external_id, allow)| {
+            let mut o: OrganizationUpdate =
+                template(json!({"code": "", "is_allow_registrations": false}));
+            (o.code, o.name, o.handle, o.external_id) = (code, name, handle, external_id);
+            o.is_allow_registrations = allow;
+            OrganizationUpdated::new(o).into_payload()
+        }),
+        1 => org.prop_map(|(code, name, handle, external_id)| {
+            let mut o: Organization = template(json!({"code": ""}));
+            (o.code, o.name, o.handle, o.external_id) = (code, name, handle, external_id);
+            OrganizationCreated::new(o).into_payload()
+        }),
+        1 => role.prop_map(|(id, key, name, description, default)| {
+            let mut r: Role = template(json!({"id": "", "key": "", "is_default_role": false}));
+            (r.id, r.key, r.name, r.description) = (id, key, name, description);
+            r.is_default_role = default;
+            RoleCreated::new(r).into_payload()
+        }),
+        1 => text().prop_map(|id| {
+            let mut p: PermissionRef = template(json!({"id": ""}));
+            p.id = id;
+            PermissionDeleted::new(p).into_payload()
+        }),
+        1 => subscriber.prop_map(|(id, email, first_name, last_name, user_id)| {
+            let mut s: Subscriber = template(json!({"id": ""}));
+            s.id = id;
+            (s.email, s.first_name, s.last_name, s.user_id) =
+                (email, first_name, last_name, user_id);
+            SubscriberCreated::new(s).into_payload()
+        }),
+        1 => access.prop_map(|(email, first_name, last_name, user_id)| {
+            let mut a: AccessRequest = template(json!({}));
+            (a.email, a.first_name, a.last_name, a.user_id) =
+                (email, first_name, last_name, user_id);
+            AccessRequestCreated::new(a).into_payload()
+        }),
+        2 => (unknown_type(), json_object()).prop_map(|(ty, data)| {
+            // `UnknownEvent` has no public constructor: parse it, and check it kept the data.
+            let raw = serde_json::value::RawValue::from_string(data.to_string()).unwrap();
+            let payload = EventPayload::parse(&ty, &raw).unwrap();
+            assert!(matches!(&payload, EventPayload::Unknown(u) if u.data == data));
+            payload
+        }),
+    ]
+}
+
+/// How `timestamp` is written: the three forms Kinde has been seen to use.
+#[derive(Debug, Clone, Copy)]
+pub enum TimestampForm {
+    /// `2024-04-26T17:42:58.089353-07:00`
+    Rfc3339,
+    /// `2024-04-26T17:42:58.089353-07` (hour-only offset)
+    HourOffset,
+    /// `1714178578` (whole seconds)
+    Epoch,
+}
+
+/// One event as built by the test: what the receiver must hand to the handler.
+#[derive(Debug, Clone)]
+pub struct BuiltEvent {
+    pub payload: EventPayload,
+    pub event_id: String,
+    pub timestamp: OffsetDateTime,
+    pub form: TimestampForm,
+    pub event_timestamp: Option<OffsetDateTime>,
+    pub source: Option<String>,
+    pub ip_address: Option<String>,
+    pub webhook_id: Option<String>,
+}
+
+impl BuiltEvent {
+    /// The handler that must see it: the typed one where registered, else the fallback.
+    pub fn expected_handler(&self) -> String {
+        match &self.payload {
+            EventPayload::UserCreated(_)
+            | EventPayload::UserUpdated(_)
+            | EventPayload::OrganizationUpdated(_)
+            | EventPayload::RoleCreated(_)
+            | EventPayload::PermissionDeleted(_)
+            | EventPayload::SubscriberCreated(_) => format!("typed {}", self.payload.event_type()),
+            _ => "fallback".to_owned(),
+        }
+    }
+}
+
+fn instant() -> impl Strategy<Value = (i64, u32, i8)> {
+    // An offset from now in seconds (inside the 48 h replay window), microseconds, and a
+    // whole-hour UTC offset.
+    (-47 * 3600i64..240, 0u32..1_000_000, -12i8..=14)
+}
+
+/// An arbitrary event of [`payload`] with arbitrary envelope fields.
+pub fn arbitrary_event() -> impl Strategy<Value = BuiltEvent> {
+    let form = prop_oneof![
+        Just(TimestampForm::Rfc3339),
+        Just(TimestampForm::HourOffset),
+        Just(TimestampForm::Epoch)
+    ];
+    let source = option::of(prop_oneof![
+        Just("admin".to_owned()),
+        Just("api".to_owned()),
+        Just("user".to_owned()),
+        text()
+    ]);
+    let envelope = (
+        "[!-~]{1,256}",
+        instant(),
+        form,
+        option::of(instant()),
+        source,
+        option::of(".{0,40}"),
+        option::of("[!-~]{1,64}"),
+    );
+    (payload(), envelope).prop_map(|(payload, (event_id, at, form, at2, source, ip, wid))| {
+        let now = OffsetDateTime::now_utc();
+        let at_time = |(secs, micros, hours): (i64, u32, i8)| {
+            let t = now.replace_nanosecond(micros * 1000).unwrap() + Duration::seconds(secs);
+            t.to_offset(UtcOffset::from_hms(hours, 0, 0).unwrap())
+        };
+        let mut timestamp = at_time(at);
+        if matches!(form, TimestampForm::Epoch) {
+            timestamp = timestamp.replace_nanosecond(0).unwrap();
+        }
+        BuiltEvent {
+            payload,
+            event_id,
+            timestamp,
+            form,
+            event_timestamp: at2.map(at_time),
+            source,
+            ip_address: ip,
+            webhook_id: wid,
+        }
+    })
+}
+
+/// Signs a built event as Kinde would send it.
+pub fn sign_event(issuer: &TestIssuer, e: &BuiltEvent) -> String {
+    let rfc = kinde_timestamp(e.timestamp);
+    let ts = match e.form {
+        TimestampForm::Rfc3339 => json!(rfc),
+        // `…+05:00` becomes `…+05` (the offsets are whole hours), `…Z` becomes `…+00`.
+        TimestampForm::HourOffset => match rfc.strip_suffix('Z') {
+            Some(utc) => json!(format!("{utc}+00")),
+            None => json!(&rfc[..rfc.len() - 3]),
+        },
+        TimestampForm::Epoch => json!(e.timestamp.unix_timestamp()),
+    };
+    let mut ev = TestEvent::raw(e.payload.event_type(), e.payload.to_data_json())
+        .event_id(&e.event_id)
+        .claim("timestamp", ts)
+        .without("source");
+    if let Some(t) = e.event_timestamp {
+        ev = ev.claim("event_timestamp", json!(kinde_timestamp(t)));
+    }
+    if let Some(s) = &e.source {
+        ev = ev.claim("source", json!(s));
+    }
+    if let Some(ip) = &e.ip_address {
+        ev = ev.claim("ip_address", json!(ip));
+    }
+    issuer.sign(&ev.into_claims())
+}
+
+// ---- a receiver that captures --------------------------------------------------------------
+
+/// One handler call: which handler, and the event as it was handed over.
+#[derive(Debug)]
+pub struct Seen {
+    pub handler: String,
+    pub event: WebhookEvent,
+}
+
+type Sink = Arc<Mutex<Vec<Seen>>>;
+
+fn typed<T: KindeEvent>(
+    b: kinde_core::WebhooksBuilder,
+    sink: &Sink,
+) -> kinde_core::WebhooksBuilder {
+    let sink = sink.clone();
+    b.on(move |e: Event<T>| {
+        let event = WebhookEvent::new(e.meta, e.data.into_payload());
+        let handler = format!("typed {}", T::TYPE);
+        sink.lock().unwrap().push(Seen { handler, event });
+        async { Ok::<_, Infallible>(()) }
+    })
+}
+
+/// A receiver (with its own store) whose handlers record every event they get.
+pub struct CapturingReceiver {
+    webhooks: Webhooks,
+    seen: Sink,
+}
+
+impl CapturingReceiver {
+    pub fn new(issuer_url: &str) -> Self {
+        let seen = Sink::default();
+        let mut b = Webhooks::builder().issuer(issuer_url);
+        b = typed::<UserCreated>(b, &seen);
+        b = typed::<UserUpdated>(b, &seen);
+        b = typed::<OrganizationUpdated>(b, &seen);
+        b = typed::<RoleCreated>(b, &seen);
+        b = typed::<PermissionDeleted>(b, &seen);
+        b = typed::<SubscriberCreated>(b, &seen);
+        let sink = seen.clone();
+        let webhooks = b
+            .fallback(move |event: WebhookEvent| {
+                let handler = "fallback".to_owned();
+                sink.lock().unwrap().push(Seen { handler, event });
+                async { Ok::<_, Infallible>(()) }
+            })
+            .build()
+            .unwrap();
+        Self { webhooks, seen }
+    }
+
+    pub async fn send(&self, token: &str, webhook_id: Option<&str>) -> WebhookResponse {
+        let mut headers = HeaderMap::new();
+        if let Some(id) = webhook_id {
+            headers.insert("webhook-id", id.parse().unwrap());
+        }
+        self.webhooks.handle(&headers, token.as_bytes()).await
+    }
+
+    pub fn take(&self) -> Vec<Seen> {
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
