@@ -3,8 +3,10 @@
 //! accepted, and every signed event arrives as exactly the typed event it was built from.
 
 mod common;
-#[path = "properties/strategies.rs"]
-mod props;
+#[path = "properties/events.rs"]
+mod events;
+#[path = "properties/garbage.rs"]
+mod garbage;
 
 use std::cell::Cell;
 
@@ -18,10 +20,8 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::json;
 
-use props::{
-    arbitrary_event, garbage, run, runtime, sign_event, CapturingReceiver, MUTATION_CASES,
-    ROUND_TRIP_CASES,
-};
+use events::{arbitrary_event, sign_event, CapturingReceiver, ROUND_TRIP_CASES};
+use garbage::{garbage, run, runtime, MUTATION_CASES};
 
 /// What a decoder that ignores the unused low bits of the last base64 character (and any
 /// padding) makes of a segment: two strings it maps to the same bytes carry the same content.
