@@ -4,9 +4,13 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use futures_util::stream::{self, Stream, StreamExt as _};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt as _, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -15,8 +19,12 @@ use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
 type JwksFn = Arc<dyn Fn() -> String + Send + Sync>;
+type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// How the server answers a JWKS request.
+///
+/// Besides serving the JWKS it can misbehave the ways a hostile or broken endpoint does: answer
+/// late or never, send an endless or oversized body, or redirect elsewhere.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub enum ServerBehaviour {
@@ -25,10 +33,35 @@ pub enum ServerBehaviour {
     Serve,
     /// This status with an empty body.
     Status(u16),
-    /// 200 with this body instead of the JWKS.
+    /// 200 with this body instead of the JWKS (sent with its `Content-Length`).
     Body(Bytes),
-    /// A redirect to this location.
+    /// A redirect (302) to this location.
     Redirect(String),
+    /// A redirect with this status (301, 303, 307, 308, …) to this location.
+    RedirectWith(u16, String),
+    /// Reads the request and never answers: a response that never starts.
+    Hang,
+    /// 200 with this body, streamed in 1 KiB chunks without a `Content-Length` (chunked
+    /// transfer encoding), so the client cannot know its size up front.
+    Chunked(Bytes),
+    /// 200, the headers and these first bytes of the body, then nothing more, ever (slowloris).
+    /// Declares `content_length` when given; otherwise the body is chunked.
+    Stall {
+        /// The bytes sent before stalling.
+        sent: Bytes,
+        /// The `Content-Length` to declare, if any.
+        content_length: Option<u64>,
+    },
+    /// 200 and the issuer's JWKS, `chunk` bytes at a time with a pause of `every` between
+    /// chunks (chunked, no `Content-Length`).
+    Trickle {
+        /// Bytes per chunk (at least 1).
+        chunk: usize,
+        /// Pause between two chunks.
+        every: Duration,
+    },
+    /// 200 and a chunked body of spaces that never ends.
+    Endless,
 }
 
 struct Shared {
@@ -162,13 +195,39 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).boxed_unsync()
+}
+
+fn streamed<S>(frames: S) -> Body
+where
+    S: Stream<Item = Bytes> + Send + 'static,
+{
+    StreamBody::new(frames.map(|b| Ok(Frame::data(b)))).boxed_unsync()
+}
+
+/// `body` in pieces of `chunk` bytes, with a pause of `every` before each piece but the first.
+fn pieces(body: Bytes, chunk: usize, every: Duration) -> impl Stream<Item = Bytes> + Send {
+    let chunk = chunk.max(1);
+    stream::unfold((body, true), move |(mut rest, first)| async move {
+        if rest.is_empty() {
+            return None;
+        }
+        if !first && !every.is_zero() {
+            tokio::time::sleep(every).await;
+        }
+        let piece = rest.split_to(chunk.min(rest.len()));
+        Some((piece, (rest, false)))
+    })
+}
+
 async fn answer(
     req: Request<hyper::body::Incoming>,
     shared: Arc<Shared>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path();
     if path != "/.well-known/jwks" && path != "/.well-known/jwks.json" {
-        let mut resp = Response::new(Full::new(Bytes::new()));
+        let mut resp = Response::new(full(Bytes::new()));
         *resp.status_mut() = StatusCode::NOT_FOUND;
         return Ok(resp);
     }
@@ -187,16 +246,40 @@ async fn answer(
     {
         builder = builder.header("cache-control", cc);
     }
+    let status = |s: u16| StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let resp = match behaviour {
-        ServerBehaviour::Serve => builder.body(Full::new(Bytes::from((shared.jwks)()))),
-        ServerBehaviour::Body(b) => builder.body(Full::new(b)),
-        ServerBehaviour::Status(s) => builder
-            .status(StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-            .body(Full::new(Bytes::new())),
+        ServerBehaviour::Serve => builder.body(full(Bytes::from((shared.jwks)()))),
+        ServerBehaviour::Body(b) => builder.body(full(b)),
+        ServerBehaviour::Status(s) => builder.status(status(s)).body(full(Bytes::new())),
         ServerBehaviour::Redirect(to) => builder
             .status(StatusCode::FOUND)
             .header("location", to)
-            .body(Full::new(Bytes::new())),
+            .body(full(Bytes::new())),
+        ServerBehaviour::RedirectWith(s, to) => builder
+            .status(status(s))
+            .header("location", to)
+            .body(full(Bytes::new())),
+        ServerBehaviour::Hang => std::future::pending().await,
+        ServerBehaviour::Chunked(b) => builder.body(streamed(pieces(b, 1024, Duration::ZERO))),
+        ServerBehaviour::Stall {
+            sent,
+            content_length,
+        } => {
+            if let Some(len) = content_length {
+                builder = builder.header("content-length", len);
+            }
+            builder.body(streamed(
+                stream::once(async { sent }).chain(stream::pending()),
+            ))
+        }
+        ServerBehaviour::Trickle { chunk, every } => {
+            let jwks = Bytes::from((shared.jwks)());
+            builder.body(streamed(pieces(jwks, chunk, every)))
+        }
+        ServerBehaviour::Endless => {
+            static SPACES: [u8; 16 * 1024] = [b' '; 16 * 1024];
+            builder.body(streamed(stream::repeat(Bytes::from_static(&SPACES))))
+        }
     };
-    Ok(resp.unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
+    Ok(resp.unwrap_or_else(|_| Response::new(full(Bytes::new()))))
 }
