@@ -138,7 +138,8 @@ impl TestIssuer {
 
     /// Serves the JWKS on a free loopback port.
     pub async fn serve(&self) -> JwksServer {
-        self.serve_on(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await
+        self.serve_on(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
     }
 
     /// Serves the JWKS on this address (e.g. a port a receiver was already told about).
