@@ -1,1 +1,52 @@
-fn main() {}
+//! The actix receiver: `cargo run --release -p actix-receiver`.
+//!
+//! The same contract as the axum receiver. Env: `KINDE_DOMAIN` (required), `KINDE_JWKS_URL`,
+//! `BIND` (default `127.0.0.1:3000`), `WEBHOOK_PATH` (default `/kinde/webhook`), `REDIS_URL`.
+//! Stdout carries exactly one line per handler invocation, `handled <type> <event_id>`; logs go
+//! to stderr. `GET /health` answers `ok`. It starts while the issuer is unreachable (deliveries
+//! get 503 until the keys can be fetched) and stops gracefully on SIGINT or SIGTERM.
+//!
+//! The receiver is built once, before the server, and cloned into every worker's app: all
+//! workers share one idempotency store and one key cache.
+
+use actix_web::{web, App, HttpServer};
+use kinde_actix::KindeWebhooks;
+use receiver_app::{
+    config_or_exit, init_tracing, listen_failed, shutdown_signal, webhooks_or_exit, Config,
+};
+
+fn main() {
+    init_tracing();
+    let config = config_or_exit();
+    let webhooks = webhooks_or_exit(&config);
+    let served = actix_web::rt::System::new().block_on(async move {
+        // Start-up never waits for the issuer.
+        webhooks.warm_up();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(KindeWebhooks::new(webhooks.clone()))
+                .route("/health", web::get().to(|| async { "ok" }))
+        })
+        // Replaces actix's own signal handling (forced stop on SIGINT) with a graceful stop on
+        // both SIGINT and SIGTERM.
+        .shutdown_signal(shutdown_signal());
+        let server = server
+            .bind(config.bind)
+            .unwrap_or_else(|e| listen_failed(config.bind, &e));
+        log_listening(&config);
+        server.run().await
+    });
+    if let Err(e) = served {
+        eprintln!("error: server failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn log_listening(config: &Config) {
+    tracing::info!(
+        addr = %config.bind,
+        path = %config.webhook_path,
+        issuer = %config.kinde_domain,
+        "actix receiver listening"
+    );
+}

@@ -16,6 +16,7 @@ pub use config::{Config, ConfigError};
 pub use http_app::{axum_app, serve_axum};
 
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kinde_core::event::{Event, OrganizationCreated, UserCreated, UserDeleted, UserUpdated};
@@ -108,4 +109,22 @@ pub fn config_or_exit() -> Config {
             std::process::exit(2);
         }
     }
+}
+
+/// [`build_webhooks`] with [`stdout_sink`], or exits with status 2 and a one-line message.
+pub fn webhooks_or_exit(config: &Config) -> Webhooks {
+    match build_webhooks(config, stdout_sink()) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Exits with status 2 and a one-line message naming `BIND` when its address cannot be
+/// listened on.
+pub fn listen_failed(addr: SocketAddr, error: &std::io::Error) -> ! {
+    eprintln!("error: BIND: cannot listen on {addr}: {error}");
+    std::process::exit(2);
 }
