@@ -1,0 +1,407 @@
+//! The table: every case once, for every adapter. A case may act on its server first
+//! (`before`), builds its request from the server's issuer, and says what must come back.
+
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use kinde_core::testing::{access_token_claims, TestEvent, TestKey};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::client::{Body, Req};
+use super::servers::Server;
+
+/// Something done to the server before the case's request.
+#[derive(Debug, Clone, Copy)]
+pub enum Action {
+    /// The issuer publishes a new key and signs with it from now on.
+    RotateKey,
+    StopJwks,
+    ResumeJwks,
+    /// Waits out the JWKS refetch cooldown, so the next unknown kid is fetched.
+    PassCooldown,
+}
+
+/// What a case remembers for a later one (per server).
+#[derive(Debug, Default)]
+pub struct Memo {
+    /// The token of the first delivery (for its duplicates).
+    pub delivered: Option<String>,
+    /// A token refused while the keys could not be fetched (for its retry).
+    pub held: Option<String>,
+}
+
+/// The expected body.
+#[derive(Debug, Clone, Copy)]
+pub enum Expected {
+    /// kinde-core's JSON answer with this code (`{"status":…}` on 2xx, `{"error":…}` otherwise),
+    /// sent as `application/json`.
+    Code(&'static str),
+    /// Exactly this text (an app route).
+    Text(&'static str),
+    /// The request's own body (the app's echo route: the payload reached it unread).
+    Echo,
+}
+
+pub struct Expect {
+    pub status: u16,
+    pub body: Expected,
+    /// Whether exactly one handler call happens (otherwise none).
+    pub handled: bool,
+    /// The `Allow` header, if one must be sent.
+    pub allow: Option<&'static str>,
+}
+
+pub struct Case {
+    pub name: &'static str,
+    pub before: &'static [Action],
+    pub request: fn(&Server, &mut Memo) -> Req,
+    pub expect: Expect,
+}
+
+fn case(name: &'static str, expect: Expect, request: fn(&Server, &mut Memo) -> Req) -> Case {
+    Case {
+        name,
+        before: &[],
+        request,
+        expect,
+    }
+}
+
+impl Case {
+    fn before(mut self, actions: &'static [Action]) -> Self {
+        self.before = actions;
+        self
+    }
+
+    fn allow(mut self, allow: &'static str) -> Self {
+        self.expect.allow = Some(allow);
+        self
+    }
+}
+
+/// 200 with this code; `handled`: whether the handler runs.
+fn answered(code: &'static str, handled: bool) -> Expect {
+    Expect {
+        status: 200,
+        body: Expected::Code(code),
+        handled,
+        allow: None,
+    }
+}
+
+/// Refused with this status and code; no handler runs.
+fn refused(status: u16, code: &'static str) -> Expect {
+    Expect {
+        status,
+        body: Expected::Code(code),
+        handled: false,
+        allow: None,
+    }
+}
+
+/// The app's own answer; no handler runs.
+fn app(status: u16, body: Expected) -> Expect {
+    Expect {
+        status,
+        body,
+        handled: false,
+        allow: None,
+    }
+}
+
+/// Every case, in the order run.
+pub fn table() -> Vec<Case> {
+    use Action::*;
+    use Expected::{Echo, Text};
+    let malformed = || refused(400, "malformed_token");
+    vec![
+        // Deliveries and their duplicates.
+        case(
+            "a signed delivery is handled",
+            answered("handled", true),
+            first_delivery,
+        ),
+        case(
+            "the same token again",
+            answered("duplicate", false),
+            |s, m| deliver(s, m.delivered.clone().expect("delivered first")),
+        ),
+        case(
+            "the same token, a new webhook-id",
+            answered("duplicate", false),
+            |s, m| {
+                let token = m.delivered.clone().expect("delivered first");
+                with_webhook_id(deliver(s, token), "msg_2")
+            },
+        ),
+        case(
+            "a delivery sent chunked",
+            answered("handled", true),
+            chunked_delivery,
+        ),
+        case(
+            "the path with a query string",
+            answered("handled", true),
+            |s, _| {
+                let mut req = deliver(s, fresh(s));
+                req.path.push_str("?source=kinde");
+                req
+            },
+        ),
+        // Signatures and keys.
+        case(
+            "forged: attacker key, issuer's kid",
+            refused(401, "invalid_signature"),
+            forged,
+        ),
+        case("unknown kid", refused(401, "unknown_kid"), |s, _| {
+            deliver(s, TestKey::attacker().sign(&claims()))
+        }),
+        case(
+            "tampered payload",
+            refused(401, "invalid_signature"),
+            tampered,
+        ),
+        case(
+            "truncated signature",
+            refused(401, "invalid_signature"),
+            |s, _| {
+                let t = fresh(s);
+                deliver(s, &t[..t.len() - 10])
+            },
+        ),
+        case("missing kid", refused(401, "missing_kid"), |s, _| {
+            let header = Header::new(Algorithm::RS256);
+            deliver(s, s.issuer.signer().sign_with_header(&header, &claims()))
+        }),
+        case("alg none", malformed(), alg_none),
+        case(
+            "HS256, the public key as secret",
+            refused(401, "unsupported_algorithm"),
+            hs256,
+        ),
+        case(
+            "RS512, the issuer's key",
+            refused(401, "unsupported_algorithm"),
+            |s, _| {
+                let mut header = Header::new(Algorithm::RS512);
+                header.kid = Some(s.issuer.signer().kid().to_owned());
+                deliver(s, s.issuer.signer().sign_with_header(&header, &claims()))
+            },
+        ),
+        // Not a token at all.
+        case("empty body", malformed(), |s, _| deliver(s, "")),
+        case("not three segments", malformed(), |s, _| deliver(s, "a.b")),
+        case("four segments", malformed(), |s, _| deliver(s, "a.b.c.d")),
+        case("bad base64", malformed(), |s, _| deliver(s, "!!!.@@@.###")),
+        case("binary garbage", malformed(), |s, _| {
+            deliver(s, b"\xff\xfe.\x00.\x80".to_vec())
+        }),
+        case("deeply nested JSON header", malformed(), |s, _| {
+            let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+            deliver(s, format!("{}.{}.sig", b64(deep.as_bytes()), b64(b"{}")))
+        }),
+        // Signed by the issuer, but not an acceptable webhook.
+        case(
+            "an access token of the issuer",
+            refused(401, "wrong_token_kind"),
+            |s, _| deliver(s, s.issuer.sign(&access_token_claims())),
+        ),
+        case("stale timestamp", refused(401, "stale_event"), |s, _| {
+            deliver(s, signed_at(s, now() - time::Duration::hours(49)))
+        }),
+        case("future timestamp", refused(401, "future_event"), |s, _| {
+            deliver(s, signed_at(s, now() + time::Duration::minutes(6)))
+        }),
+        case("expired token", refused(401, "token_expired"), |s, _| {
+            let exp = now().unix_timestamp() - 10;
+            let ev = TestEvent::sample("user.created").claim("exp", json!(exp));
+            deliver(s, s.issuer.sign(&ev.into_claims()))
+        }),
+        case(
+            "an event id with a space",
+            refused(400, "invalid_event_id"),
+            |s, _| {
+                let ev = TestEvent::sample("user.created").event_id("event with space");
+                deliver(s, s.issuer.sign(&ev.into_claims()))
+            },
+        ),
+        case(
+            "webhook-id of 10 000 chars",
+            refused(400, "invalid_webhook_id"),
+            |s, _| with_webhook_id(deliver(s, fresh(s)), &"w".repeat(10_000)),
+        ),
+        case(
+            "webhook-id with a space",
+            refused(400, "invalid_webhook_id"),
+            |s, _| with_webhook_id(deliver(s, fresh(s)), "msg 1"),
+        ),
+        // Method and size, answered before verification.
+        case(
+            "GET on the path",
+            refused(405, "method_not_allowed"),
+            |s, _| Req::new("GET", &s.path),
+        )
+        .allow("POST"),
+        case(
+            "PUT on the path, a valid token",
+            refused(405, "method_not_allowed"),
+            |s, _| {
+                let mut req = deliver(s, fresh(s));
+                req.method = "PUT";
+                req
+            },
+        )
+        .allow("POST"),
+        // HEAD: the same 405 and headers, no body.
+        case("HEAD on the path", app(405, Text("")), |s, _| {
+            Req::new("HEAD", &s.path)
+        })
+        .allow("POST"),
+        case(
+            "declared Content-Length 4 MiB",
+            refused(413, "payload_too_large"),
+            |s, _| deliver(s, "").body(Body::Declared(4 * 1024 * 1024)),
+        ),
+        case(
+            "chunked, limit + 1, never ends",
+            refused(413, "payload_too_large"),
+            past_limit,
+        ),
+        case(
+            "a body of exactly the limit is read",
+            malformed(),
+            |s, _| deliver(s, vec![b'a'; kinde_core::DEFAULT_BODY_LIMIT]),
+        ),
+        // Everything else is the app's.
+        case("GET /health", app(200, Text("ok")), |_, _| {
+            Req::new("GET", "/health")
+        }),
+        case(
+            "a POST to the app keeps its body",
+            app(200, Echo),
+            |s, _| {
+                let mut req = deliver(s, fresh(s));
+                req.path = "/echo".into();
+                req
+            },
+        ),
+        case("a near miss of the path", app(404, Text("")), |s, _| {
+            let mut req = deliver(s, fresh(s));
+            req.path.push('/');
+            req
+        }),
+        // The issuer's JWKS goes down while a new key is in use, then comes back.
+        case(
+            "JWKS down, a new kid",
+            refused(503, "jwks_unavailable"),
+            |s, m| {
+                let token = fresh(s);
+                m.held = Some(token.clone());
+                deliver(s, token)
+            },
+        )
+        .before(&[RotateKey, StopJwks, PassCooldown]),
+        case("JWKS back, the retry", answered("handled", true), |s, m| {
+            deliver(s, m.held.clone().expect("held while down"))
+        })
+        .before(&[ResumeJwks, PassCooldown]),
+    ]
+}
+
+fn b64(s: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn claims() -> serde_json::Value {
+    TestEvent::sample("user.created").into_claims()
+}
+
+/// A new event, signed by the issuer's current key.
+fn fresh(s: &Server) -> String {
+    s.issuer.sign(&claims())
+}
+
+fn signed_at(s: &Server, t: OffsetDateTime) -> String {
+    let ev = TestEvent::sample("user.created").timestamp(t);
+    s.issuer.sign(&ev.into_claims())
+}
+
+/// A delivery of `body` as Kinde sends it.
+fn deliver(s: &Server, body: impl Into<Vec<u8>>) -> Req {
+    Req::new("POST", &s.path)
+        .header("content-type", "application/jwt")
+        .header("webhook-id", "msg_1")
+        .body(Body::Full(body.into()))
+}
+
+fn with_webhook_id(mut req: Req, id: &str) -> Req {
+    req.headers.retain(|(k, _)| k != "webhook-id");
+    req.header("webhook-id", id)
+}
+
+fn first_delivery(s: &Server, m: &mut Memo) -> Req {
+    let token = fresh(s);
+    m.delivered = Some(token.clone());
+    deliver(s, token)
+}
+
+fn chunked_delivery(s: &Server, _: &mut Memo) -> Req {
+    let chunks = fresh(s)
+        .as_bytes()
+        .chunks(100)
+        .map(<[u8]>::to_vec)
+        .collect();
+    let body = Body::Chunked {
+        chunks,
+        finish: true,
+    };
+    deliver(s, "").body(body)
+}
+
+fn forged(s: &Server, _: &mut Memo) -> Req {
+    let kid = s.issuer.signer().kid().to_owned();
+    deliver(s, TestKey::attacker().with_kid(&kid).sign(&claims()))
+}
+
+fn tampered(s: &Server, _: &mut Memo) -> Req {
+    let good = fresh(s);
+    let parts: Vec<&str> = good.split('.').collect();
+    let mut evil = claims();
+    evil["data"]["user"]["id"] = json!("kp_attacker");
+    let payload = b64(evil.to_string().as_bytes());
+    deliver(s, format!("{}.{payload}.{}", parts[0], parts[2]))
+}
+
+fn alg_none(s: &Server, _: &mut Memo) -> Req {
+    let header = br#"{"alg":"none","typ":"JWT","kid":"test-primary"}"#;
+    let payload = b64(claims().to_string().as_bytes());
+    deliver(s, format!("{}.{payload}.", b64(header)))
+}
+
+fn hs256(s: &Server, _: &mut Memo) -> Req {
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(s.issuer.signer().kid().to_owned());
+    let secret = EncodingKey::from_secret(s.issuer.signer().public_pem().as_bytes());
+    deliver(
+        s,
+        jsonwebtoken::encode(&header, &claims(), &secret).unwrap(),
+    )
+}
+
+/// The limit plus one byte, chunked, and the upload never ends: only a server that stops
+/// reading at the limit can answer. Nothing is sent past that byte, so a server closing right
+/// after its answer leaves no unread bytes behind to turn its close into a reset.
+fn past_limit(s: &Server, _: &mut Memo) -> Req {
+    let limit = kinde_core::DEFAULT_BODY_LIMIT;
+    let mut chunks = vec![vec![b'a'; 16 * 1024]; limit / (16 * 1024)];
+    chunks.push(vec![b'a'; limit % (16 * 1024) + 1]);
+    deliver(s, "").body(Body::Chunked {
+        chunks,
+        finish: false,
+    })
+}
