@@ -2,7 +2,6 @@
 //! receiver's, plus a graceful stop on SIGINT and SIGTERM.
 
 // `unused_mut`: the shared module has one `let mut` it does not need (left to its owner).
-#[allow(unused_mut)]
 #[path = "../../receiver-app/contract/mod.rs"]
 mod contract;
 

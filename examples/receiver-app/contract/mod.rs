@@ -246,7 +246,7 @@ pub async fn shared_redis(bin: &str) {
     let jwks = issuer.serve().await;
     let envs = [("KINDE_DOMAIN", jwks.url()), ("REDIS_URL", redis)];
     let mut a = Receiver::start(bin, &envs).await;
-    let mut b = Receiver::start(bin, &envs).await;
+    let b = Receiver::start(bin, &envs).await;
     let mut ids = Vec::new();
     for _ in 0..5 {
         let ev = TestEvent::sample("user.created");

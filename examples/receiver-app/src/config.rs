@@ -109,7 +109,11 @@ pub(crate) fn redis_store(
     let Some(urls) = &config.redis_url else {
         return Ok(None);
     };
-    let urls: Vec<&str> = urls.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+    let urls: Vec<&str> = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect();
     kinde_core::store::RedisStore::new(kinde_core::store::RedisStoreConfig::from_urls(urls))
         .map(Some)
         .map_err(|e| ConfigError::Invalid {
