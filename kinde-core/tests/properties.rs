@@ -89,8 +89,9 @@ fn every_single_byte_change_of_a_valid_token_is_refused() {
         // Honesty about "a mutation": jsonwebtoken decodes with URL_SAFE_NO_PAD, which refuses
         // non-zero trailing bits and padding, so its decoding is injective and a changed
         // segment that still decodes decodes to different bytes. A lenient decoder could map
-        // the changed segment to the original bytes (same content); those tokens are refused
-        // too, and we count them below rather than skip them.
+        // a change of the last character's unused bits to the original bytes (same content):
+        // such tokens are not skipped; they were refused like any other (asserted above), and
+        // are counted here (the deterministic test below makes sure they occur).
         let changed = segments(&mutated);
         if changed.len() == 3 {
             let strict = URL_SAFE_NO_PAD.decode(changed[part]);
