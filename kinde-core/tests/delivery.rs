@@ -339,3 +339,50 @@ async fn the_token_verifies_with_the_selected_crypto_backend() {
     assert_eq!(kinde_core::crypto_backend(), expected);
     eprintln!("verified with {}", kinde_core::crypto_backend());
 }
+
+#[tokio::test]
+async fn a_caller_that_goes_away_mid_handler_does_not_cancel_or_strand_the_work() {
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (g, f) = (gate.clone(), finished.clone());
+    let issuer = kinde_core::testing::TestIssuer::new();
+    let server = issuer.serve().await;
+    let webhooks = Webhooks::builder()
+        .issuer(server.url())
+        .on(move |_: Event<UserCreated>| {
+            let (g, f) = (g.clone(), f.clone());
+            async move {
+                g.notified().await;
+                f.store(true, Ordering::SeqCst);
+                Ok::<_, std::io::Error>(())
+            }
+        })
+        .build()
+        .unwrap();
+    let token = issuer.sign(&TestEvent::sample("user.created").into_claims());
+    let headers = http::HeaderMap::new();
+    // The client hangs up while the handler runs: the delivery's future is dropped.
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(200),
+        webhooks.handle(&headers, token.as_bytes()),
+    )
+    .await;
+    assert!(dropped.is_err(), "the handler should still be waiting");
+    assert_answer(
+        &webhooks.handle(&headers, token.as_bytes()).await,
+        409,
+        "in_progress",
+    );
+    gate.notify_one();
+    // The detached rest completes the claim: the retry is a duplicate, not a second run.
+    let mut answer = webhooks.handle(&headers, token.as_bytes()).await;
+    for _ in 0..100 {
+        if answer.status() == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        answer = webhooks.handle(&headers, token.as_bytes()).await;
+    }
+    assert_answer(&answer, 200, "duplicate");
+    assert!(finished.load(Ordering::SeqCst));
+}

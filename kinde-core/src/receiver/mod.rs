@@ -6,10 +6,14 @@ mod outcome;
 pub use builder::{ConfigError, WebhooksBuilder, DEFAULT_BODY_LIMIT, DEFAULT_PATH};
 pub use outcome::{Outcome, WebhookResponse};
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use futures_util::FutureExt as _;
 use http::{HeaderMap, Method};
 use tracing::{field, Instrument as _};
@@ -191,14 +195,11 @@ impl Webhooks {
         match claim {
             Ok(Claim::StartProcessing(claim)) => {
                 let event = WebhookEvent::new(meta, payload);
-                // The handler and its settlement run as their own task: a client that hangs up
-                // mid-handler neither cancels the work nor leaves the claim unsettled.
                 let this = self.clone();
-                tokio::spawn(
-                    async move { this.run_and_settle(event, claim).await }.in_current_span(),
-                )
-                .await
-                .unwrap_or(Outcome::HandlerFailed)
+                let work = async move { this.run_and_settle(event, claim).await };
+                // Runs inline; if the caller goes away mid-handler (the client hung up), the rest
+                // moves to a task of its own: the work is neither cancelled nor left unsettled.
+                DetachOnDrop::new(work.in_current_span()).await
             }
             Ok(Claim::AlreadyHandled) => Outcome::Duplicate,
             Ok(Claim::InProgress) => Outcome::InProgress,
@@ -247,6 +248,48 @@ impl Webhooks {
                     }
                 }
                 Outcome::HandlerFailed
+            }
+        }
+    }
+}
+
+/// Polls a future inline; when dropped before it finished, spawns the rest on the current tokio
+/// runtime so it still completes (a claim is always completed or released).
+struct DetachOnDrop {
+    future: Option<BoxFuture<'static, Outcome>>,
+}
+
+impl DetachOnDrop {
+    fn new(future: impl Future<Output = Outcome> + Send + 'static) -> Self {
+        Self {
+            future: Some(Box::pin(future)),
+        }
+    }
+}
+
+impl Future for DetachOnDrop {
+    type Output = Outcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let Some(future) = self.future.as_mut() else {
+            return Poll::Ready(Outcome::HandlerFailed);
+        };
+        let outcome = std::task::ready!(future.as_mut().poll(cx));
+        self.future = None;
+        Poll::Ready(outcome)
+    }
+}
+
+impl Drop for DetachOnDrop {
+    fn drop(&mut self) {
+        if let Some(rest) = self.future.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(rest);
+                }
+                Err(_) => tracing::error!(
+                    "delivery dropped outside a tokio runtime mid-handler; its claim expires after the processing TTL"
+                ),
             }
         }
     }

@@ -16,8 +16,10 @@ pub use source::{FetchedJwks, JwksError, KeySource, StaticKeySource};
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, Validation};
+use jsonwebtoken::Algorithm;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -128,7 +130,6 @@ pub struct Verifier {
     jwks: Arc<JwksCache>,
     window: ReplayWindow,
     clock: Arc<dyn Clock>,
-    validation: Validation,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -144,18 +145,10 @@ impl Verifier {
     /// A verifier over a JWKS cache.
     pub fn new(jwks: Arc<JwksCache>, window: ReplayWindow, clock: Arc<dyn Clock>) -> Self {
         crate::install_crypto_provider();
-        let mut validation = Validation::new(Algorithm::RS256);
-        // Kinde webhooks carry no exp/iss/aud: require none. exp/nbf, when present, are checked
-        // below against the injectable clock.
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
         Self {
             jwks,
             window,
             clock,
-            validation,
         }
     }
 
@@ -183,16 +176,35 @@ impl Verifier {
             KeyError::UnknownKid => VerifyError::UnknownKid,
             KeyError::Unavailable(err) => VerifyError::KeysUnavailable(err),
         })?;
-        let claims = jsonwebtoken::decode::<Claims>(token, &key, &self.validation)
+        // The signature is checked by jsonwebtoken's own RS256 verifier; the claims are then
+        // read once (`jsonwebtoken::decode` would re-read the header and parse the claims twice
+        // more, for validations that are all off here: exp/nbf are checked below on our clock).
+        let last_dot = token
+            .iter()
+            .rposition(|b| *b == b'.')
+            .ok_or(VerifyError::Malformed("not a compact JWS"))?;
+        let (message, signature) = (&token[..last_dot], &token[last_dot + 1..]);
+        let signature =
+            std::str::from_utf8(signature).map_err(|_| VerifyError::Malformed("bad signature"))?;
+        let valid = jsonwebtoken::crypto::verify(signature, message, &key, Algorithm::RS256)
             .map_err(|e| match e.kind() {
-                ErrorKind::InvalidSignature => VerifyError::InvalidSignature,
-                ErrorKind::Json(err) => VerifyError::InvalidClaims(err.to_string()),
                 ErrorKind::Base64(_) | ErrorKind::Utf8(_) | ErrorKind::InvalidToken => {
                     VerifyError::Malformed("bad base64 in token")
                 }
                 _ => VerifyError::InvalidSignature,
-            })?
-            .claims;
+            })?;
+        if !valid {
+            return Err(VerifyError::InvalidSignature);
+        }
+        let payload = message
+            .split(|b| *b == b'.')
+            .nth(1)
+            .ok_or(VerifyError::Malformed("not a compact JWS"))?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| VerifyError::Malformed("bad base64 in token"))?;
+        let claims: Claims = serde_json::from_slice(&payload)
+            .map_err(|e| VerifyError::InvalidClaims(e.to_string()))?;
         self.check_claims(claims)
     }
 
