@@ -196,10 +196,11 @@ impl Verifier {
         if !valid {
             return Err(VerifyError::InvalidSignature);
         }
-        let payload = message
-            .split(|b| *b == b'.')
-            .nth(1)
+        let first_dot = message
+            .iter()
+            .position(|b| *b == b'.')
             .ok_or(VerifyError::Malformed("not a compact JWS"))?;
+        let payload = &message[first_dot + 1..];
         let payload = URL_SAFE_NO_PAD
             .decode(payload)
             .map_err(|_| VerifyError::Malformed("bad base64 in token"))?;
