@@ -145,8 +145,10 @@ async fn a_response_that_never_starts_times_out_once_for_all_waiting_deliveries(
         );
     }
     assert!(started.elapsed() < HANG_BOUND, "{:?}", started.elapsed());
-    // Single flight: twenty deliveries waited on one hanging request.
-    assert_eq!(h.server.fetch_count(), 1);
+    // Single flight: twenty deliveries waited on one hanging request. (The server may not even
+    // have read that request within the timeout on a loaded machine: it counts at most one.)
+    assert_eq!(h.webhooks.jwks().fetch_count(), 1);
+    assert!(h.server.fetch_count() <= 1);
     // The issuer recovers: after the cooldown the next delivery fetches and is handled.
     h.server.set_behaviour(ServerBehaviour::Serve);
     tokio::time::sleep(Duration::from_millis(60)).await;
@@ -185,12 +187,13 @@ async fn a_response_that_never_finishes_times_out() {
         let err = unavailable(&h, &resp);
         assert!(matches!(err, JwksError::Timeout(_)), "{stall:?}: {err:?}");
     }
-    // A slow body that does finish in time is fine.
+    // A slow body that does finish in time is fine (~40 ms of trickle; a generous timeout so a
+    // loaded machine cannot turn it into a timeout).
     let quick = ServerBehaviour::Trickle {
         chunk: 128,
         every: Duration::from_millis(10),
     };
-    let h = receiver(quick, |_| {}).await;
+    let h = receiver(quick, |c| c.fetch_timeout = Duration::from_secs(5)).await;
     assert_answer(
         &deliver(&h, &h.issuer.sign(&claims())).await,
         200,
