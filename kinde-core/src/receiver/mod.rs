@@ -24,7 +24,7 @@ use crate::store::{Claim, ClaimToken, Fenced, IdempotencyStore};
 use crate::verify::{JwksCache, Verifier};
 
 /// Longest `webhook-id` header accepted.
-pub const MAX_WEBHOOK_ID_LEN: usize = 256;
+pub const MAX_WEBHOOK_ID_LEN: usize = crate::verify::MAX_EVENT_ID_LEN;
 
 pub(crate) struct Inner {
     pub(crate) verifier: Verifier,
@@ -157,7 +157,7 @@ impl Webhooks {
             None => None,
             Some(v) => {
                 let b = v.as_bytes();
-                if b.len() > MAX_WEBHOOK_ID_LEN || !b.iter().all(u8::is_ascii_graphic) {
+                if !b.is_empty() && !crate::verify::is_valid_id(b) {
                     return Outcome::InvalidWebhookId;
                 }
                 let id = String::from_utf8_lossy(b).into_owned();
@@ -184,9 +184,9 @@ impl Webhooks {
                 return Outcome::UnparseableEvent;
             }
         };
-        if self.inner.handlers.get(&meta.event_type).is_none() {
+        let Some(handler) = self.inner.handlers.get(&meta.event_type).cloned() else {
             return Outcome::Ignored;
-        }
+        };
         let claim = self
             .inner
             .store
@@ -194,9 +194,10 @@ impl Webhooks {
             .await;
         match claim {
             Ok(Claim::StartProcessing(claim)) => {
-                let event = WebhookEvent::new(meta, payload);
+                let event_id = meta.event_id.clone();
+                let run = handler(WebhookEvent::new(meta, payload));
                 let this = self.clone();
-                let work = async move { this.run_and_settle(event, claim).await };
+                let work = async move { this.run_and_settle(event_id, run, claim).await };
                 // Runs inline; if the caller goes away mid-handler (the client hung up), the rest
                 // moves to a task of its own: the work is neither cancelled nor left unsettled.
                 DetachOnDrop::new(work.in_current_span()).await
@@ -210,12 +211,13 @@ impl Webhooks {
         }
     }
 
-    async fn run_and_settle(&self, event: WebhookEvent, claim: ClaimToken) -> Outcome {
-        let event_id = event.meta.event_id.clone();
-        let Some(handler) = self.inner.handlers.get(&event.meta.event_type) else {
-            return Outcome::Ignored;
-        };
-        let run = AssertUnwindSafe(handler(event)).catch_unwind();
+    async fn run_and_settle(
+        &self,
+        event_id: String,
+        run: BoxFuture<'static, Result<(), crate::BoxError>>,
+        claim: ClaimToken,
+    ) -> Outcome {
+        let run = AssertUnwindSafe(run).catch_unwind();
         let failure = match tokio::time::timeout(self.inner.handler_timeout, run).await {
             Ok(Ok(Ok(()))) => None,
             Ok(Ok(Err(e))) => Some(format!("handler returned an error: {e}")),

@@ -158,9 +158,8 @@ impl JwksServer {
         let listener = loop {
             match TcpListener::bind(self.addr).await {
                 Ok(l) => break l,
-                Err(e) if attempts < 50 => {
+                Err(_) if attempts < 50 => {
                     attempts += 1;
-                    let _ = e;
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
                 Err(e) => panic!("cannot rebind {}: {e}", self.addr),

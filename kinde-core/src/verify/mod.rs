@@ -31,6 +31,13 @@ use crate::event::{parse_timestamp, EventMeta, Source};
 /// Longest `event_id` accepted (it becomes a store key).
 pub const MAX_EVENT_ID_LEN: usize = 256;
 
+/// Whether `id` is an acceptable identifier (an `event_id`, or the `webhook-id` header): 1 to
+/// [`MAX_EVENT_ID_LEN`] bytes of visible ASCII. Ids become store keys and log fields, so nothing
+/// else gets that far.
+pub fn is_valid_id(id: &[u8]) -> bool {
+    !id.is_empty() && id.len() <= MAX_EVENT_ID_LEN && id.iter().all(u8::is_ascii_graphic)
+}
+
 /// Why a token was refused. Each variant is one class, so the HTTP layer can choose the status.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -218,10 +225,7 @@ impl Verifier {
         if c.aud.is_some() || c.azp.is_some() || c.scp.is_some() || !data.get().starts_with('{') {
             return Err(VerifyError::WrongTokenKind);
         }
-        if event_id.is_empty()
-            || event_id.len() > MAX_EVENT_ID_LEN
-            || !event_id.bytes().all(|b| b.is_ascii_graphic())
-        {
+        if !is_valid_id(event_id.as_bytes()) {
             return Err(VerifyError::InvalidEventId);
         }
         let now = self.clock.now();

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 
 use self::conn::{from_redis, LazyConn};
 use super::{Claim, ClaimToken, Fenced, IdempotencyStore, StoreError};
-use crate::verify::MAX_EVENT_ID_LEN;
+use crate::verify::is_valid_id;
 
 /// The value of a handled event.
 const DONE: &[u8] = b"d";
@@ -175,10 +175,7 @@ impl RedisStore {
 
     /// The key of `event_id`, if it is acceptable.
     fn key(&self, event_id: &str) -> Result<String, StoreError> {
-        if event_id.is_empty()
-            || event_id.len() > MAX_EVENT_ID_LEN
-            || !event_id.bytes().all(|b| b.is_ascii_graphic())
-        {
+        if !is_valid_id(event_id.as_bytes()) {
             return Err(StoreError::InvalidKey);
         }
         Ok(format!("{}{event_id}", self.prefix))
