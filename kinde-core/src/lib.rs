@@ -1,17 +1,18 @@
 //! Receive Kinde webhooks safely: verify, deduplicate and dispatch, framework-free.
 //!
-//! Kinde POSTs each event as an RS256-signed JWT. [`Webhooks::handle`] turns the request's
-//! headers and body into the response to send:
+//! Kinde POSTs each event as an RS256-signed JWT. [`Webhooks`] turns a delivery into the
+//! answer to send, in this order:
 //!
-//! 1. the token's header is read (`alg` must be RS256, `kid` required);
+//! 1. the token's header is read (`alg` must be RS256, `kid` required, no `crit`);
 //! 2. the key for `kid` comes from the issuer's JWKS, cached ([`verify::JwksCache`]): fetched
 //!    once, refetched single-flight only for an unknown `kid`, with a cooldown;
-//! 3. the signature is verified by `jsonwebtoken`; the claims must be a webhook (not an access
+//! 3. the signature is verified; the claims are parsed once and must be a webhook (not an access
 //!    or ID token of the same tenant) inside the replay window;
-//! 4. the payload becomes a typed [`event::EventPayload`];
+//! 4. the handler for the type is looked up (none and no fallback: `200 ignored`);
 //! 5. the **signed** `event_id` is claimed in the [`store::IdempotencyStore`];
-//! 6. the handler registered for the type runs; the claim is completed, or released on failure
-//!    so Kinde's retry runs it again.
+//! 6. a typed handler's `data` is parsed into its type (`500 unparseable_event` if it does not
+//!    match), and the handler runs; the claim is completed, or released on failure so Kinde's
+//!    retry runs it again.
 //!
 //! ```no_run
 //! use kinde_core::{Webhooks, event::{Event, UserCreated, UserDeleted}};
@@ -21,11 +22,10 @@
 //!     .issuer("https://acme.kinde.com")
 //!     .on(|e: Event<UserCreated>| async move {
 //!         println!("new user {} ({:?})", e.data.user.id, e.data.user.email);
-//!         Ok::<_, std::io::Error>(())
 //!     })
-//!     .on(|e: Event<UserDeleted>| async move {
+//!     .on(async |e: Event<UserDeleted>| -> Result<(), std::io::Error> {
 //!         println!("user {} deleted", e.data.user.id);
-//!         Ok::<_, std::io::Error>(())
+//!         Ok(())
 //!     })
 //!     .build()?;
 //!
@@ -34,28 +34,30 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Adapters: `kinde-tower` (axum, hyper, tonic) and `kinde-actix` (actix-web).
+//! Adapters: `kinde-tower` (axum, hyper, tonic) and `kinde-actix` (actix-web), built on
+//! [`adapter`]. To verify only, and do the rest yourself, see [`Webhooks::verify`].
 
+pub mod adapter;
 pub mod clock;
-pub mod dispatch;
 pub mod event;
-mod receiver;
+pub mod handler;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod verify;
+mod webhooks;
 
 pub use clock::{Clock, SystemClock};
-pub use dispatch::BoxError;
-pub use event::{Event, EventMeta, EventPayload, KindeEvent, WebhookEvent};
-pub use receiver::{
-    ConfigError, Outcome, WebhookResponse, Webhooks, WebhooksBuilder, DEFAULT_BODY_LIMIT,
-    DEFAULT_PATH, MAX_WEBHOOK_ID_LEN,
-};
+pub use event::{Event, EventId, EventMeta, EventPayload, KindeEvent};
+pub use handler::{BoxError, State};
 pub use store::{IdempotencyStore, MemoryStore, MemoryStoreConfig};
 #[cfg(feature = "redis")]
 pub use store::{RedisStore, RedisStoreConfig};
 pub use verify::{ReplayWindow, VerifyError};
+pub use webhooks::{
+    BuildError, Outcome, WebhookResponse, Webhooks, WebhooksBuilder, DEFAULT_BODY_LIMIT,
+    DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_PATH,
+};
 
 // When cargo unifies both crypto features (e.g. across a workspace), jsonwebtoken cannot pick a
 // provider by itself and would panic at the first verification: prefer aws-lc-rs explicitly.

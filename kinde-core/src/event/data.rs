@@ -1,8 +1,22 @@
 //! The `data` of each of Kinde's 16 documented event types.
 //!
 //! Each event type is a struct that deserializes from the payload's `data` object, so
-//! `UserCreated` is `{"user": {...}}`. Fields that real payloads send as `null` (or omit) are
-//! `Option`; unknown extra fields are ignored so Kinde can add fields without breaking receivers.
+//! `UserCreated` is `{"user": {...}}`. Only an entity's identity is required (`user.id`,
+//! `organization.code`, `role.id`, `permission.id`, `subscriber.id`, the `code` of a membership,
+//! the `id` of a role or permission reference); every other field may be absent or `null` and
+//! reads as `None` (lists: empty). Unknown extra fields are ignored, so Kinde can add fields
+//! without breaking receivers.
+//!
+//! Every struct has a `new(identity)` constructor with every other field `None`; the fields are
+//! public, so test data is built by setting them:
+//!
+//! ```
+//! use kinde_core::event::{User, UserCreated};
+//! let mut user = User::new("kp_1");
+//! user.email = Some("ada@example.com".into());
+//! let created = UserCreated::new(user);
+//! assert_eq!(created.user.email.as_deref(), Some("ada@example.com"));
+//! ```
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -12,6 +26,53 @@ where
     T: Deserialize<'de>,
 {
     Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `new(identity)` constructors: the identity given, every other field `None` / empty.
+macro_rules! constructors {
+    ($( $ty:ident ( $id:ident ) { $($field:ident),* $(,)? } )+) => {
+        $(
+            impl $ty {
+                #[doc = concat!("A `", stringify!($ty), "` with this `", stringify!($id), "` and nothing else.")]
+                pub fn new($id: impl Into<String>) -> Self {
+                    Self { $id: $id.into(), $( $field: Default::default(), )* }
+                }
+            }
+        )+
+    };
+}
+
+constructors! {
+    User(id) { email, first_name, last_name, username, phone, is_password_reset_requested, is_suspended, organizations }
+    UserOrganization(code) { roles, permissions }
+    KeyRef(id) { key }
+    UserRef(id) {}
+    Organization(code) { name, handle, external_id }
+    OrganizationUpdate(code) { name, handle, external_id, is_allow_registrations }
+    OrganizationRef(code) {}
+    Permission(id) { key, name, description }
+    PermissionRef(id) {}
+    Role(id) { key, name, description, is_default_role }
+    RoleRef(id) {}
+    Subscriber(id) { email, first_name, last_name, user_id }
+}
+
+impl AccessRequest {
+    /// An access request with every field `None`.
+    pub fn new() -> Self {
+        Self {
+            email: None,
+            first_name: None,
+            last_name: None,
+            user_id: None,
+        }
+    }
+}
+
+impl Default for AccessRequest {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// A user as sent with `user.created` and `user.updated`.
@@ -36,9 +97,11 @@ pub struct User {
     #[serde(default)]
     pub phone: Option<String>,
     /// Whether a password reset was requested for the user.
-    pub is_password_reset_requested: bool,
+    #[serde(default)]
+    pub is_password_reset_requested: Option<bool>,
     /// Whether the user is suspended.
-    pub is_suspended: bool,
+    #[serde(default)]
+    pub is_suspended: Option<bool>,
     /// Organizations the user belongs to (`null` and absent read as empty).
     #[serde(default, deserialize_with = "null_as_empty")]
     pub organizations: Vec<UserOrganization>,
@@ -65,7 +128,8 @@ pub struct KeyRef {
     /// The role's or permission's id.
     pub id: String,
     /// The role's or permission's key.
-    pub key: String,
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// A user referenced by id only.
@@ -127,7 +191,8 @@ pub struct OrganizationUpdate {
     #[serde(default)]
     pub external_id: Option<String>,
     /// Whether users may register into the organization.
-    pub is_allow_registrations: bool,
+    #[serde(default)]
+    pub is_allow_registrations: Option<bool>,
 }
 
 /// An organization referenced by code only.
@@ -145,7 +210,8 @@ pub struct Permission {
     /// Permission id.
     pub id: String,
     /// Permission key, e.g. `read:reports`.
-    pub key: String,
+    #[serde(default)]
+    pub key: Option<String>,
     /// Display name.
     #[serde(default)]
     pub name: Option<String>,
@@ -169,7 +235,8 @@ pub struct Role {
     /// Role id.
     pub id: String,
     /// Role key, e.g. `admin`.
-    pub key: String,
+    #[serde(default)]
+    pub key: Option<String>,
     /// Display name.
     #[serde(default)]
     pub name: Option<String>,
@@ -177,7 +244,8 @@ pub struct Role {
     #[serde(default)]
     pub description: Option<String>,
     /// Whether new users get this role by default.
-    pub is_default_role: bool,
+    #[serde(default)]
+    pub is_default_role: Option<bool>,
 }
 
 /// A role referenced by id only.
@@ -262,14 +330,25 @@ macro_rules! event_types {
                 }
             }
 
-            /// Parses `data` for the given type. A **known** type whose `data` does not match its
-            /// schema is an error, never [`EventPayload::Unknown`].
+            /// Parses raw `data` for the given type. A **known** type whose `data` does not match
+            /// its schema is an error, never [`EventPayload::Unknown`].
             pub fn parse(event_type: &str, data: &serde_json::value::RawValue) -> Result<Self, serde_json::Error> {
                 Ok(match event_type {
                     $( $ty => EventPayload::$name(serde_json::from_str(data.get())?), )+
                     other => EventPayload::Unknown(crate::event::UnknownEvent {
                         event_type: other.to_owned(),
                         data: serde_json::from_str(data.get())?,
+                    }),
+                })
+            }
+
+            /// [`EventPayload::parse`] from an already parsed `data` value.
+            pub fn from_value(event_type: &str, data: serde_json::Value) -> Result<Self, serde_json::Error> {
+                Ok(match event_type {
+                    $( $ty => EventPayload::$name(serde_json::from_value(data)?), )+
+                    other => EventPayload::Unknown(crate::event::UnknownEvent {
+                        event_type: other.to_owned(),
+                        data,
                     }),
                 })
             }

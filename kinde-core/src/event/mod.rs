@@ -1,24 +1,29 @@
-//! Typed Kinde events: the envelope every event shares, and one type per documented trigger.
+//! Kinde events: the envelope every event shares ([`EventMeta`]), the event a handler gets
+//! ([`Event<T>`]), and one lenient type per documented trigger.
 //!
-//! Parsing dispatches on `type` first and then reads `data` with that type's schema, so a known
-//! type with a broken `data` is an error (answered 500 so Kinde retries) and never silently
-//! becomes [`EventPayload::Unknown`].
+//! Typed handlers get `Event<UserCreated>` (and friends); untyped ones (`on_type`, the fallback)
+//! get [`Event`] — `Event<serde_json::Value>` — with the raw `data` and [`Event::parse`].
+//!
+//! The typed structs are as lenient as Kinde's real payloads: only an entity's identity
+//! (`user.id`, `organization.code`, `role.id`, …) is required; every other field may be absent or
+//! `null` and reads as `None` (or an empty list), never an invented default.
 //!
 //! ```
-//! use kinde_core::event::{EventPayload, KindeEvent, UserCreated};
-//! let data = serde_json::value::RawValue::from_string(
-//!     r#"{"user":{"id":"kp_1","email":null,"is_password_reset_requested":false,"is_suspended":false,"organizations":[]}}"#.into(),
-//! ).unwrap();
-//! let payload = EventPayload::parse("user.created", &data).unwrap();
-//! let created = UserCreated::from_payload(payload).unwrap();
+//! use kinde_core::event::{KindeEvent, UserCreated};
+//! let created: UserCreated = serde_json::from_str(r#"{"user":{"id":"kp_1","email":null}}"#).unwrap();
 //! assert_eq!(created.user.id, "kp_1");
 //! assert_eq!(created.user.email, None);
+//! assert_eq!(created.user.is_suspended, None); // absent: not known, not `false`
+//! assert_eq!(UserCreated::TYPE, "user.created");
 //! ```
 
 mod data;
+mod id;
 mod timestamp;
 
 pub use data::*;
+pub use id::{EventId, InvalidEventId, MAX_ID_LEN};
+pub(crate) use id::is_valid_id;
 pub use timestamp::{parse_timestamp, parse_timestamp_str, TimestampError};
 
 use serde::de::DeserializeOwned;
@@ -74,7 +79,7 @@ impl Source {
 #[non_exhaustive]
 pub struct EventMeta {
     /// `event_id`: the same for every delivery and retry of one event; the deduplication key.
-    pub event_id: String,
+    pub event_id: EventId,
     /// `type`, e.g. `user.created`.
     pub event_type: String,
     /// `source`, when present.
@@ -89,41 +94,85 @@ pub struct EventMeta {
     pub webhook_id: Option<String>,
 }
 
+impl EventMeta {
+    /// Envelope fields with this id, type and timestamp, and nothing else (for tests and replays).
+    pub fn new(event_id: EventId, event_type: impl Into<String>, timestamp: OffsetDateTime) -> Self {
+        Self {
+            event_id,
+            event_type: event_type.into(),
+            source: None,
+            timestamp,
+            event_timestamp: None,
+            ip_address: None,
+            webhook_id: None,
+        }
+    }
+}
+
 /// Raw JSON of an event type without a published schema.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UnknownEvent {
     /// The `type` string as sent.
     pub event_type: String,
-    /// The `data` object as sent.
+    /// The `data` as sent.
     pub data: serde_json::Value,
 }
 
-/// A verified event: its envelope and its typed payload.
+/// A verified event: its envelope and its `data`.
+///
+/// `T` is the typed data for a typed handler (`Event<UserCreated>`), or the raw JSON
+/// (`Event`, i.e. `Event<serde_json::Value>`) for `on_type` handlers and the fallback.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub struct WebhookEvent {
-    /// Envelope fields.
+pub struct Event<T = serde_json::Value> {
+    /// Envelope fields (event id, type, timestamp, source, …).
     pub meta: EventMeta,
-    /// The typed `data`.
-    pub payload: EventPayload,
+    /// The `data`.
+    pub data: T,
 }
 
-impl WebhookEvent {
-    /// Builds an event from its parts.
-    pub fn new(meta: EventMeta, payload: EventPayload) -> Self {
-        Self { meta, payload }
+impl<T> Event<T> {
+    /// An event from its parts (for tests and replays).
+    pub fn new(meta: EventMeta, data: T) -> Self {
+        Self { meta, data }
+    }
+
+    /// The signed event id.
+    pub fn id(&self) -> &EventId {
+        &self.meta.event_id
+    }
+
+    /// The event type, e.g. `user.created`.
+    pub fn event_type(&self) -> &str {
+        &self.meta.event_type
     }
 }
 
-/// A verified event of one known type, as handed to a typed handler.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct Event<T> {
-    /// Envelope fields (event id, timestamp, source, …).
-    pub meta: EventMeta,
-    /// The typed `data`.
-    pub data: T,
+impl Event<serde_json::Value> {
+    /// Reads the raw `data` as `T`: a documented type (`e.parse::<UserCreated>()`) or any
+    /// `Deserialize` type of your own (for billing and other unpublished events).
+    ///
+    /// ```
+    /// use kinde_core::event::{Event, EventMeta, UserDeleted};
+    /// # let meta = EventMeta::new("event_1".parse().unwrap(), "user.deleted", time::OffsetDateTime::UNIX_EPOCH);
+    /// let e = Event::new(meta, serde_json::json!({"user": {"id": "kp_1"}}));
+    /// let deleted: UserDeleted = e.parse().unwrap();
+    /// assert_eq!(deleted.user.id, "kp_1");
+    /// ```
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.data)
+    }
+
+    /// The typed payload: the arm of [`EventPayload`] for a documented type (an error if its
+    /// `data` does not match), [`EventPayload::Unknown`] for every other type.
+    pub fn into_payload(self) -> Result<Event<EventPayload>, serde_json::Error> {
+        let data = EventPayload::from_value(&self.meta.event_type, self.data)?;
+        Ok(Event {
+            meta: self.meta,
+            data,
+        })
+    }
 }
 
 /// One of Kinde's documented event types, e.g. [`UserCreated`].

@@ -99,13 +99,17 @@ fn user_fields_are_read() {
     assert_eq!(u.email.as_deref(), Some("ada@example.com"));
     assert_eq!(u.last_name, None);
     assert_eq!(u.organizations.len(), 2);
-    assert_eq!(u.organizations[0].roles.as_ref().unwrap()[0].key, "admin");
+    assert_eq!(
+        u.organizations[0].roles.as_ref().unwrap()[0].key.as_deref(),
+        Some("admin")
+    );
+    assert_eq!(u.is_suspended, Some(false));
     assert_eq!(u.organizations[1].roles, None);
 }
 
 #[test]
 fn null_organizations_read_as_empty() {
-    let data = json!({"user": {"id": "kp_1", "is_password_reset_requested": true, "is_suspended": true, "organizations": null}});
+    let data = json!({"user": {"id": "kp_1", "is_password_reset_requested": true, "organizations": null}});
     let p = EventPayload::parse("user.updated", &raw(data)).unwrap();
     assert!(UserUpdated::from_payload(p)
         .unwrap()
@@ -120,7 +124,9 @@ fn a_known_type_with_broken_data_is_an_error_not_unknown() {
         json!({"user": {"email": "no id"}}),
         json!({"organisation": {"code": "typo"}}),
         json!([]),
+        json!("a string"),
         json!({"role": {"id": 5}}),
+        json!({"user": {"id": "kp_1", "is_suspended": "yes"}}),
     ] {
         for ty in ["user.created", "organization.deleted", "role.deleted"] {
             assert!(
@@ -157,4 +163,171 @@ fn source_keeps_unknown_values() {
     let s: Source = serde_json::from_value(json!("workflow")).unwrap();
     assert_eq!(s, Source::Other("workflow".into()));
     assert_eq!(serde_json::to_value(&s).unwrap(), json!("workflow"));
+}
+
+/// The identity fields, by type: the only ones a payload must carry.
+fn identity(ty: &str) -> &'static [&'static str] {
+    match ty {
+        "user.created" | "user.updated" | "user.deleted" | "user.authenticated"
+        | "user.authentication_failed" => &["user", "id"],
+        t if t.starts_with("organization.") => &["organization", "code"],
+        t if t.starts_with("permission.") => &["permission", "id"],
+        t if t.starts_with("role.") => &["role", "id"],
+        "subscriber.created" => &["subscriber", "id"],
+        "access_request.created" => &["access_request"],
+        other => panic!("no identity for {other}"),
+    }
+}
+
+/// Every path to a field of `v` (objects only; a list's objects are walked through `[0]`).
+fn field_paths(v: &serde_json::Value, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, child) in map {
+                prefix.push(k.clone());
+                out.push(prefix.clone());
+                field_paths(child, prefix, out);
+                prefix.pop();
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                prefix.push(format!("[{i}]"));
+                field_paths(child, prefix, out);
+                prefix.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn edit(v: &mut serde_json::Value, path: &[String], delete: bool) {
+    let (last, parents) = path.split_last().unwrap();
+    let mut at = v;
+    for p in parents {
+        at = match p.strip_prefix('[').and_then(|p| p.strip_suffix(']')) {
+            Some(i) => &mut at[i.parse::<usize>().unwrap()],
+            None => &mut at[p.as_str()],
+        };
+    }
+    let obj = at.as_object_mut().unwrap();
+    if delete {
+        obj.remove(last);
+    } else {
+        obj.insert(last.clone(), serde_json::Value::Null);
+    }
+}
+
+/// Whether the field at `path` is an identity: the entity's own (`user.id`), or the one of a
+/// reference inside it (an organization membership's `code`, a role's `id`), or a container of
+/// one.
+fn is_identity(ty: &str, path: &[String]) -> bool {
+    let id = identity(ty);
+    if path.len() <= id.len() {
+        return id.iter().zip(path).all(|(a, b)| a == b);
+    }
+    match path.last().map(String::as_str) {
+        // Inside a list: `organizations[i].code`, `roles[j].id`, `permissions[j].id`.
+        Some("code" | "id") => path.iter().any(|p| p.starts_with('[')),
+        _ => false,
+    }
+}
+
+#[test]
+fn every_non_identity_field_may_be_absent_or_null() {
+    let mut checked = 0;
+    for (ty, data) in fixtures() {
+        let mut paths = Vec::new();
+        field_paths(&data, &mut Vec::new(), &mut paths);
+        for path in paths.iter().filter(|p| !is_identity(ty, p)) {
+            for delete in [true, false] {
+                let mut edited = data.clone();
+                edit(&mut edited, path, delete);
+                let parsed = EventPayload::parse(ty, &raw(edited.clone()));
+                assert!(
+                    matches!(&parsed, Ok(p) if p.event_type() == ty && !matches!(p, EventPayload::Unknown(_))),
+                    "{ty} with {} {}: {parsed:?}\n{edited}",
+                    path.join("."),
+                    if delete { "deleted" } else { "null" },
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} variants checked");
+}
+
+#[test]
+fn a_missing_identity_is_refused() {
+    for (ty, data) in fixtures() {
+        if ty == "access_request.created" {
+            continue; // an access request has no identity of its own
+        }
+        let id = identity(ty);
+        for delete in [true, false] {
+            let mut edited = data.clone();
+            let path: Vec<String> = id.iter().map(|s| s.to_string()).collect();
+            edit(&mut edited, &path, delete);
+            assert!(
+                EventPayload::parse(ty, &raw(edited)).is_err(),
+                "{ty} accepted without {}",
+                id.join(".")
+            );
+        }
+    }
+}
+
+#[test]
+fn an_absent_flag_is_none_not_false() {
+    let p = EventPayload::parse("user.created", &raw(json!({"user": {"id": "kp_1"}}))).unwrap();
+    let u = UserCreated::from_payload(p).unwrap().user;
+    assert_eq!((u.is_suspended, u.is_password_reset_requested), (None, None));
+    assert!(u.organizations.is_empty());
+}
+
+/// The payload of a compact JWS, as JSON.
+fn jws_payload(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = token.trim().split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[test]
+fn every_real_kinde_payload_parses_into_its_typed_event() {
+    let real = [
+        jws_payload(include_str!("../../tests/data/kinde-user-authenticated.jwt")),
+        jws_payload(include_str!("../../tests/data/kinde-user-updated.jwt")),
+        serde_json::from_str(include_str!(
+            "../../tests/data/kinde-docs-user.created.payload.json"
+        ))
+        .unwrap(),
+    ];
+    for claims in real {
+        let ty = claims["type"].as_str().unwrap();
+        assert!(KNOWN_EVENT_TYPES.contains(&ty));
+        let p = EventPayload::parse(ty, &raw(claims["data"].clone()))
+            .unwrap_or_else(|e| panic!("{ty}: {e}"));
+        assert_eq!(p.event_type(), ty);
+        assert!(!matches!(p, EventPayload::Unknown(_)));
+        crate::event::parse_timestamp(&claims["timestamp"]).unwrap();
+        if let Some(et) = claims.get("event_timestamp") {
+            crate::event::parse_timestamp(et).unwrap();
+        }
+        match p {
+            EventPayload::UserCreated(c) => {
+                assert_eq!(c.user.last_name.as_deref(), Some(""));
+                assert_eq!(c.user.username, None);
+                assert_eq!(c.user.organizations[0].roles, None);
+            }
+            EventPayload::UserUpdated(u) => {
+                assert_eq!(u.user.username.as_deref(), Some("daniel"));
+                assert_eq!(u.user.organizations[0].permissions, None);
+            }
+            EventPayload::UserAuthenticated(a) => assert!(a.user.id.starts_with("kp_")),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
 }

@@ -136,6 +136,14 @@ impl TestIssuer {
         self.signer().sign(claims)
     }
 
+    /// A forgery: signed by [`TestKey::attacker`] under the current signer's real `kid`, so a
+    /// receiver finds the key and the signature fails (`401 invalid_signature`).
+    pub fn forge(&self, claims: &Value) -> String {
+        TestKey::attacker()
+            .with_kid(self.signer().kid())
+            .sign(claims)
+    }
+
     /// Serves the JWKS on a free loopback port.
     pub async fn serve(&self) -> JwksServer {
         self.serve_on(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))

@@ -26,7 +26,7 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
 use crate::clock::Clock;
-use crate::event::{parse_timestamp, EventMeta, Source};
+use crate::event::{parse_timestamp, EventId, EventMeta, Source};
 
 /// Longest `event_id` accepted (it becomes a store key).
 pub const MAX_EVENT_ID_LEN: usize = 256;
@@ -225,9 +225,7 @@ impl Verifier {
         if c.aud.is_some() || c.azp.is_some() || c.scp.is_some() || !data.get().starts_with('{') {
             return Err(VerifyError::WrongTokenKind);
         }
-        if !is_valid_id(event_id.as_bytes()) {
-            return Err(VerifyError::InvalidEventId);
-        }
+        let event_id = EventId::new(event_id).map_err(|_| VerifyError::InvalidEventId)?;
         let now = self.clock.now();
         let unix = now.unix_timestamp() as f64;
         if c.exp.is_some_and(|exp| exp <= unix) {

@@ -1,12 +1,11 @@
 //! The one configuration builder, with validated defaults.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
-use crate::dispatch::{BoxError, HandlerMap, HandlerMapError};
-use crate::event::{Event, KindeEvent, WebhookEvent};
+use crate::event::KindeEvent;
+use crate::handler::{Handler, HandlerMap, HandlerMapError};
 use crate::store::{IdempotencyStore, MemoryStore, MemoryStoreConfig};
 use crate::verify::{
     check_url, jwks_url, normalize_issuer, IssuerError, JwksCache, JwksConfig, JwksError, JwksPath,
@@ -19,11 +18,15 @@ use super::{Inner, Webhooks};
 pub const DEFAULT_PATH: &str = "/kinde/webhook";
 /// The default body limit: 256 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+/// The default body deadline: 10 s from the end of the request head to the last body byte.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default bound on deliveries in flight (bodies being read or handled) at once.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 
 /// An invalid configuration, reported by [`WebhooksBuilder::build`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum BuildError {
     /// Neither an issuer nor a key source was given.
     #[error("no key source: call .issuer(\"https://<tenant>.kinde.com\") or .key_source(..)")]
     NoKeySource,
@@ -65,19 +68,19 @@ pub enum ConfigError {
 
 /// Builds [`Webhooks`]. Every setting has a default except where the keys come from.
 ///
+/// `S` is the application state handlers can take ([`WebhooksBuilder::state`]); `()` until it
+/// is given.
+///
 /// ```
 /// use kinde_core::{Webhooks, event::{Event, UserCreated}};
 /// let webhooks = Webhooks::builder()
 ///     .issuer("acme.kinde.com")
-///     .on(|e: Event<UserCreated>| async move {
-///         println!("welcome {}", e.data.user.id);
-///         Ok::<_, std::convert::Infallible>(())
-///     })
+///     .on(|e: Event<UserCreated>| async move { println!("welcome {}", e.data.user.id) })
 ///     .build()
 ///     .unwrap();
 /// assert_eq!(webhooks.path(), "/kinde/webhook");
 /// ```
-pub struct WebhooksBuilder {
+pub struct WebhooksBuilder<S = ()> {
     issuer: Option<String>,
     jwks_url: Option<String>,
     jwks_path: JwksPath,
@@ -91,11 +94,14 @@ pub struct WebhooksBuilder {
     done_ttl: Duration,
     handler_timeout: Duration,
     body_limit: usize,
+    body_timeout: Duration,
+    max_in_flight: usize,
     path: String,
-    handlers: HandlerMap,
+    state: S,
+    handlers: HandlerMap<S>,
 }
 
-impl Default for WebhooksBuilder {
+impl Default for WebhooksBuilder<()> {
     fn default() -> Self {
         Self {
             issuer: None,
@@ -111,13 +117,58 @@ impl Default for WebhooksBuilder {
             done_ttl: Duration::from_secs(72 * 3600),
             handler_timeout: Duration::from_secs(60),
             body_limit: DEFAULT_BODY_LIMIT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             path: DEFAULT_PATH.to_owned(),
-            handlers: HandlerMap::new(),
+            state: (),
+            handlers: HandlerMap::default(),
         }
     }
 }
 
-impl WebhooksBuilder {
+impl WebhooksBuilder<()> {
+    /// Gives handlers application state (a database pool, a client, …): a handler can then take
+    /// [`State<S>`](crate::handler::State) as its first argument, and gets a clone per call.
+    ///
+    /// ```
+    /// use kinde_core::{Webhooks, event::{Event, UserCreated}, handler::State};
+    /// # #[derive(Clone)] struct Pool;
+    /// # impl Pool { async fn insert(&self, _: &str) -> Result<(), std::io::Error> { Ok(()) } }
+    /// let webhooks = Webhooks::builder()
+    ///     .issuer("acme.kinde.com")
+    ///     .state(Pool)
+    ///     .on(async |State(pool): State<Pool>, e: Event<UserCreated>| -> Result<(), std::io::Error> {
+    ///         pool.insert(&e.data.user.id).await
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = webhooks;
+    /// ```
+    pub fn state<S: Clone + Send + Sync + 'static>(self, state: S) -> WebhooksBuilder<S> {
+        WebhooksBuilder {
+            issuer: self.issuer,
+            jwks_url: self.jwks_url,
+            jwks_path: self.jwks_path,
+            key_source: self.key_source,
+            jwks: self.jwks,
+            window: self.window,
+            clock: self.clock,
+            store: self.store,
+            memory: self.memory,
+            processing_ttl: self.processing_ttl,
+            done_ttl: self.done_ttl,
+            handler_timeout: self.handler_timeout,
+            body_limit: self.body_limit,
+            body_timeout: self.body_timeout,
+            max_in_flight: self.max_in_flight,
+            path: self.path,
+            handlers: self.handlers.with_state(()),
+            state,
+        }
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> WebhooksBuilder<S> {
     /// The Kinde domain (`acme.kinde.com`, `https://acme.kinde.com/`, or `http://127.0.0.1:port`
     /// for a local issuer). Keys come from `{issuer}/.well-known/jwks`.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
@@ -197,54 +248,65 @@ impl WebhooksBuilder {
         self
     }
 
+    /// How long the adapters wait for the whole body, from the end of the request head
+    /// (default 10 s; a total, not an idle timeout, so a trickle is cut off too). Later:
+    /// `408 body_timeout`, and the connection is closed.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// How many deliveries may be in flight at once — bodies being read or handled — across
+    /// every worker and clone (default 1 024). Past it: `503 too_many_deliveries` with
+    /// `Retry-After`. With the body limit it bounds the memory strangers can hold:
+    /// `body_limit × max_in_flight`.
+    pub fn max_in_flight(mut self, deliveries: usize) -> Self {
+        self.max_in_flight = deliveries;
+        self
+    }
+
     /// The path adapters intercept (default `/kinde/webhook`).
     pub fn path(mut self, path: impl Into<String>) -> Self {
         self.path = path.into();
         self
     }
 
-    /// Registers the handler for `T` (one per type).
-    pub fn on<T, F, Fut, E>(mut self, handler: F) -> Self
-    where
-        T: KindeEvent,
-        F: Fn(Event<T>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<BoxError> + 'static,
-    {
+    /// Registers the handler for the documented type `T` (one handler per type): an `async fn`
+    /// or closure taking `Event<T>` (or `State<S>, Event<T>`). The raw `data` is parsed into `T`
+    /// just before it runs; if it does not match, the answer is `500 unparseable_event` (Kinde
+    /// retries while you upgrade) and the handler does not run.
+    pub fn on<T: KindeEvent, M: 'static>(mut self, handler: impl Handler<T, S, M>) -> Self {
         self.handlers.on(handler);
         self
     }
 
-    /// Registers the handler for a type string (any type, documented or not).
-    pub fn on_type<F, Fut, E>(mut self, event_type: impl Into<String>, handler: F) -> Self
-    where
-        F: Fn(WebhookEvent) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<BoxError> + 'static,
-    {
-        self.handlers.on_type(event_type, handler);
+    /// Registers the handler for a type string (any type, documented or not). It gets the raw
+    /// `data` ([`Event`](crate::Event), i.e. `Event<serde_json::Value>`; read it with
+    /// [`Event::parse`](crate::Event::parse)).
+    pub fn on_type<M: 'static>(
+        mut self,
+        event_type: impl Into<String>,
+        handler: impl Handler<serde_json::Value, S, M>,
+    ) -> Self {
+        self.handlers.on_type(event_type.into(), handler);
         self
     }
 
-    /// Registers the handler for every type without its own.
-    pub fn fallback<F, Fut, E>(mut self, handler: F) -> Self
-    where
-        F: Fn(WebhookEvent) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<BoxError> + 'static,
-    {
+    /// Registers the handler for every type without its own, with the raw `data`. Without a
+    /// fallback, such types are answered `200 ignored`.
+    pub fn fallback<M: 'static>(mut self, handler: impl Handler<serde_json::Value, S, M>) -> Self {
         self.handlers.fallback(handler);
         self
     }
 
-    fn key_source_or_http(&mut self) -> Result<Arc<dyn KeySource>, ConfigError> {
+    fn key_source_or_http(&mut self) -> Result<Arc<dyn KeySource>, BuildError> {
         if let Some(source) = self.key_source.take() {
             return Ok(source);
         }
         let url = match (&self.jwks_url, &self.issuer) {
             (Some(url), _) => check_url(url)?,
             (None, Some(issuer)) => jwks_url(&normalize_issuer(issuer)?, self.jwks_path),
-            (None, None) => return Err(ConfigError::NoKeySource),
+            (None, None) => return Err(BuildError::NoKeySource),
         };
         #[cfg(feature = "http-jwks")]
         {
@@ -258,44 +320,46 @@ impl WebhooksBuilder {
         #[cfg(not(feature = "http-jwks"))]
         {
             let _ = url;
-            Err(ConfigError::HttpJwksDisabled)
+            Err(BuildError::HttpJwksDisabled)
         }
     }
 
     /// Validates the configuration and builds the receiver.
-    pub fn build(mut self) -> Result<Webhooks, ConfigError> {
-        self.handlers.validate()?;
+    pub fn build(mut self) -> Result<Webhooks, BuildError> {
+        let handlers = std::mem::take(&mut self.handlers).build(&self.state)?;
         for (value, name) in [
             (self.body_limit, "body limit"),
+            (self.max_in_flight, "max deliveries in flight"),
             (self.memory.capacity, "memory store capacity"),
             (self.jwks.max_keys, "JWKS max keys"),
             (self.jwks.max_response_bytes, "JWKS max response bytes"),
         ] {
             if value == 0 {
-                return Err(ConfigError::Zero(name));
+                return Err(BuildError::Zero(name));
             }
         }
         for (value, name) in [
             (self.processing_ttl, "processing TTL"),
             (self.handler_timeout, "handler timeout"),
+            (self.body_timeout, "body timeout"),
             (self.jwks.fetch_timeout, "JWKS fetch timeout"),
         ] {
             if value.is_zero() {
-                return Err(ConfigError::Zero(name));
+                return Err(BuildError::Zero(name));
             }
         }
         if !self.path.starts_with('/') {
-            return Err(ConfigError::InvalidPath(self.path));
+            return Err(BuildError::InvalidPath(self.path));
         }
         let window = self.window.max_age + self.window.max_future;
         if self.done_ttl < window {
-            return Err(ConfigError::DoneTtlShorterThanWindow {
+            return Err(BuildError::DoneTtlShorterThanWindow {
                 done_ttl: self.done_ttl,
                 window,
             });
         }
         if self.handler_timeout >= self.processing_ttl {
-            return Err(ConfigError::HandlerTimeoutTooLong {
+            return Err(BuildError::HandlerTimeoutTooLong {
                 timeout: self.handler_timeout,
                 processing_ttl: self.processing_ttl,
             });
@@ -310,7 +374,9 @@ impl WebhooksBuilder {
             inner: Arc::new(Inner {
                 verifier: Verifier::new(jwks, self.window, self.clock),
                 store,
-                handlers: self.handlers,
+                handlers,
+                permits: Arc::new(tokio::sync::Semaphore::new(self.max_in_flight)),
+                body_timeout: self.body_timeout,
                 processing_ttl: self.processing_ttl,
                 done_ttl: self.done_ttl,
                 handler_timeout: self.handler_timeout,

@@ -3,7 +3,10 @@
 mod builder;
 mod outcome;
 
-pub use builder::{ConfigError, WebhooksBuilder, DEFAULT_BODY_LIMIT, DEFAULT_PATH};
+pub use builder::{
+    BuildError, WebhooksBuilder, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_PATH,
+};
 pub use outcome::{Outcome, WebhookResponse};
 
 use std::future::Future;
@@ -15,21 +18,21 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt as _;
-use http::{HeaderMap, Method};
+use http::HeaderMap;
+use serde_json::value::RawValue;
 use tracing::{field, Instrument as _};
 
-use crate::dispatch::HandlerMap;
-use crate::event::{EventPayload, WebhookEvent};
+use crate::event::{Event, EventMeta};
+use crate::handler::{ErasedHandler, Handlers, Invocation};
 use crate::store::{Claim, ClaimToken, Fenced, IdempotencyStore};
-use crate::verify::{JwksCache, Verifier};
-
-/// Longest `webhook-id` header accepted.
-pub const MAX_WEBHOOK_ID_LEN: usize = crate::verify::MAX_EVENT_ID_LEN;
+use crate::verify::{JwksCache, Verifier, VerifyError};
 
 pub(crate) struct Inner {
     pub(crate) verifier: Verifier,
     pub(crate) store: Arc<dyn IdempotencyStore>,
-    pub(crate) handlers: HandlerMap,
+    pub(crate) handlers: Handlers,
+    pub(crate) permits: Arc<tokio::sync::Semaphore>,
+    pub(crate) body_timeout: Duration,
     pub(crate) processing_ttl: Duration,
     pub(crate) done_ttl: Duration,
     pub(crate) handler_timeout: Duration,
@@ -39,8 +42,8 @@ pub(crate) struct Inner {
 
 /// A Kinde webhook receiver: verification, deduplication and dispatch behind one call.
 ///
-/// Cheap to clone (an `Arc`): build it once and share it with every worker, so the key cache
-/// and the store are shared too.
+/// Cheap to clone (an `Arc`): build it once and share it with every worker, so the key cache,
+/// the store and the bound on deliveries in flight are shared too.
 #[derive(Clone)]
 pub struct Webhooks {
     inner: Arc<Inner>,
@@ -61,7 +64,8 @@ impl Webhooks {
         WebhooksBuilder::default()
     }
 
-    /// The path adapters intercept.
+    /// The path the path-intercepting adapters (a tower layer, an actix middleware) answer.
+    /// Endpoint-shaped adapters are mounted by the app's router and ignore it.
     pub fn path(&self) -> &str {
         &self.inner.path
     }
@@ -76,6 +80,10 @@ impl Webhooks {
         self.inner.verifier.jwks()
     }
 
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
     /// Starts fetching the keys in the background (failures are logged; deliveries fetch on
     /// demand anyway). Needs a tokio runtime.
     pub fn warm_up(&self) {
@@ -87,44 +95,47 @@ impl Webhooks {
         });
     }
 
-    /// The answer before reading the body: 405 for a method other than POST, 413 for a declared
-    /// `Content-Length` over the limit; `None` means read the body (up to [`Self::body_limit`])
-    /// and call [`Self::handle`].
-    pub fn precheck(
-        &self,
-        method: &Method,
-        content_length: Option<u64>,
-    ) -> Option<WebhookResponse> {
-        if method != Method::POST {
-            return Some(self.rejected_early(Outcome::MethodNotAllowed));
-        }
-        if content_length.is_some_and(|n| n > self.inner.body_limit as u64) {
-            return Some(self.payload_too_large());
-        }
-        None
+    /// Verifies one token and nothing else: the signature, the token kind, the claims and the
+    /// replay window — no deduplication, no handler. For receivers that do the rest themselves
+    /// (a queue, a serverless function).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use kinde_core::testing::{TestEvent, TestIssuer};
+    /// use kinde_core::event::{EventPayload, UserCreated};
+    /// use kinde_core::Webhooks;
+    ///
+    /// let issuer = TestIssuer::new();
+    /// let jwks = issuer.serve().await;
+    /// let webhooks = Webhooks::builder().issuer(jwks.url()).build().unwrap();
+    /// let token = issuer.sign(&TestEvent::sample("user.created").into_claims());
+    ///
+    /// let event = webhooks.verify(token.as_bytes()).await.unwrap();
+    /// assert_eq!(event.meta.event_type, "user.created");
+    /// let created: UserCreated = event.parse().unwrap();           // one type…
+    /// match event.into_payload().unwrap().data {                    // …or any
+    ///     EventPayload::UserCreated(c) => assert_eq!(c, created),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// // A forgery is an error saying why.
+    /// let forged = issuer.forge(&TestEvent::sample("user.created").into_claims());
+    /// assert!(webhooks.verify(forged.as_bytes()).await.is_err());
+    /// # }
+    /// ```
+    pub async fn verify(&self, token: &[u8]) -> Result<Event, VerifyError> {
+        let token = self.inner.verifier.verify(token).await?;
+        let data = serde_json::from_str(token.data.get())
+            .map_err(|e| VerifyError::InvalidClaims(e.to_string()))?;
+        Ok(Event::new(token.meta, data))
     }
 
-    /// The 413 answer, for adapters whose body stream passed the limit.
-    pub fn payload_too_large(&self) -> WebhookResponse {
-        self.rejected_early(Outcome::PayloadTooLarge)
-    }
-
-    /// The answer for a body that could not be read (an I/O error, not the limit).
-    pub fn body_read_failed(&self) -> WebhookResponse {
-        self.rejected_early(Outcome::BodyReadFailed)
-    }
-
-    fn rejected_early(&self, outcome: Outcome) -> WebhookResponse {
-        tracing::info!(
-            outcome = outcome.code(),
-            status = outcome.status().as_u16(),
-            "kinde webhook refused before reading the body"
-        );
-        WebhookResponse::new(outcome)
-    }
-
-    /// Handles one delivery: verifies the token, deduplicates on the signed `event_id`, runs the
-    /// handler and returns the response to send. Never panics, whatever the input.
+    /// Handles one delivery whose body was read: verifies the token, deduplicates on the signed
+    /// `event_id`, runs the handler and returns the response to send. Never panics, whatever
+    /// the input or the handler does.
+    ///
+    /// Adapters call this through [`crate::adapter`], which also bounds the body's size and
+    /// deadline and the deliveries in flight; call it directly only with a body you read under
+    /// such bounds yourself.
     pub async fn handle(&self, headers: &HeaderMap, body: &[u8]) -> WebhookResponse {
         let span = tracing::info_span!(
             "kinde_webhook",
@@ -145,9 +156,9 @@ impl Webhooks {
             Outcome::Rejected(e) if status >= 500 => {
                 tracing::warn!(error = %e, "delivery not verified")
             }
-            Outcome::Rejected(e) => tracing::info!(reason = %e, "delivery rejected"),
+            Outcome::Rejected(e) => tracing::debug!(reason = %e, "delivery rejected"),
             o if status >= 500 => tracing::warn!(outcome = o.code(), "delivery failed"),
-            o => tracing::info!(outcome = o.code(), "delivery answered"),
+            o => tracing::debug!(outcome = o.code(), "delivery answered"),
         });
         WebhookResponse::new(outcome)
     }
@@ -157,9 +168,10 @@ impl Webhooks {
             None => None,
             Some(v) => {
                 let b = v.as_bytes();
-                if !b.is_empty() && !crate::verify::is_valid_id(b) {
+                if !b.is_empty() && !crate::event::is_valid_id(b) {
                     return Outcome::InvalidWebhookId;
                 }
+                // Visible ASCII (checked above), so this is the header as sent.
                 let id = String::from_utf8_lossy(b).into_owned();
                 tracing::Span::current().record("webhook_id", id.as_str());
                 Some(id)
@@ -177,13 +189,6 @@ impl Webhooks {
         let span = tracing::Span::current();
         span.record("event_id", meta.event_id.as_str());
         span.record("event_type", meta.event_type.as_str());
-        let payload = match EventPayload::parse(&meta.event_type, &token.data) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "a documented event type whose data does not match its schema");
-                return Outcome::UnparseableEvent;
-            }
-        };
         let Some(handler) = self.inner.handlers.get(&meta.event_type).cloned() else {
             return Outcome::Ignored;
         };
@@ -194,10 +199,8 @@ impl Webhooks {
             .await;
         match claim {
             Ok(Claim::StartProcessing(claim)) => {
-                let event_id = meta.event_id.clone();
-                let run = handler(WebhookEvent::new(meta, payload));
                 let this = self.clone();
-                let work = async move { this.run_and_settle(event_id, run, claim).await };
+                let work = async move { this.run_and_settle(handler, meta, token.data, claim).await };
                 // Runs inline; if the caller goes away mid-handler (the client hung up), the rest
                 // moves to a task of its own: the work is neither cancelled nor left unsettled.
                 DetachOnDrop::new(work.in_current_span()).await
@@ -213,24 +216,48 @@ impl Webhooks {
 
     async fn run_and_settle(
         &self,
-        event_id: String,
-        run: BoxFuture<'static, Result<(), crate::BoxError>>,
+        handler: ErasedHandler,
+        meta: EventMeta,
+        data: Box<RawValue>,
         claim: ClaimToken,
     ) -> Outcome {
-        let run = AssertUnwindSafe(run).catch_unwind();
-        let failure = match tokio::time::timeout(self.inner.handler_timeout, run).await {
-            Ok(Ok(Ok(()))) => None,
-            Ok(Ok(Err(e))) => Some(format!("handler returned an error: {e}")),
-            Ok(Err(_panic)) => Some("handler panicked".to_owned()),
-            Err(_) => Some(format!(
-                "handler timed out after {:?}",
-                self.inner.handler_timeout
-            )),
+        let event_id = meta.event_id.clone();
+        let failure = match handler(meta, &data) {
+            Invocation::Unparseable(e) => {
+                tracing::error!(
+                    error = %e,
+                    "the event's data does not match its documented schema; answering 500 so Kinde retries"
+                );
+                Some(Outcome::UnparseableEvent)
+            }
+            Invocation::Panicked => {
+                tracing::error!("handler panicked; releasing the claim so Kinde retries");
+                Some(Outcome::HandlerFailed)
+            }
+            Invocation::Started(run) => {
+                let run = AssertUnwindSafe(run).catch_unwind();
+                let reason = match tokio::time::timeout(self.inner.handler_timeout, run).await {
+                    Ok(Ok(Ok(()))) => None,
+                    Ok(Ok(Err(e))) => Some(format!("handler returned an error: {e}")),
+                    Ok(Err(_panic)) => Some("handler panicked".to_owned()),
+                    Err(_) => Some(format!(
+                        "handler timed out after {:?}",
+                        self.inner.handler_timeout
+                    )),
+                };
+                reason.map(|reason| {
+                    tracing::error!(%reason, "handler failed; releasing the claim so Kinde retries");
+                    Outcome::HandlerFailed
+                })
+            }
         };
         let store = &self.inner.store;
         match failure {
             None => {
-                match store.complete(&event_id, &claim, self.inner.done_ttl).await {
+                match store
+                    .complete(&event_id, &claim, self.inner.done_ttl)
+                    .await
+                {
                     Ok(Fenced::Applied) => {}
                     Ok(_) => tracing::warn!(
                         "handled, but the claim had expired and was taken over: the event may be handled twice"
@@ -240,8 +267,7 @@ impl Webhooks {
                 }
                 Outcome::Handled
             }
-            Some(reason) => {
-                tracing::error!(%reason, "handler failed; releasing the claim so Kinde retries");
+            Some(outcome) => {
                 match store.release(&event_id, &claim).await {
                     Ok(Fenced::Applied) => {}
                     Ok(_) => tracing::warn!("the claim was already taken over when released"),
@@ -249,7 +275,7 @@ impl Webhooks {
                         tracing::error!(error = %e, "could not release the claim; it expires after the processing TTL")
                     }
                 }
-                Outcome::HandlerFailed
+                outcome
             }
         }
     }
