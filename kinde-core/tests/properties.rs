@@ -183,12 +183,12 @@ fn every_signed_event_arrives_as_the_typed_event_it_was_built_from() {
         prop_assert_eq!(seen.len(), 1);
         let got = &seen[0];
         prop_assert_eq!(&got.handler, &built.expected_handler());
-        prop_assert_eq!(&got.event.meta.event_id, &built.event_id);
+        prop_assert_eq!(got.event.meta.event_id.as_str(), built.event_id.as_str());
         prop_assert_eq!(
             got.event.meta.event_type.as_str(),
             built.payload.event_type()
         );
-        prop_assert_eq!(&got.event.payload, &built.payload);
+        prop_assert_eq!(&got.event.data, &built.payload);
         prop_assert_eq!(got.event.meta.timestamp, built.timestamp);
         prop_assert_eq!(got.event.meta.event_timestamp, built.event_timestamp);
         let source = got.event.meta.source.as_ref().map(|s| s.as_str());

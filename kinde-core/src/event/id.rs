@@ -103,6 +103,12 @@ impl PartialEq<str> for EventId {
     }
 }
 
+impl PartialEq<String> for EventId {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
 impl PartialEq<&str> for EventId {
     fn eq(&self, other: &&str) -> bool {
         &*self.0 == *other

@@ -87,13 +87,17 @@ pub enum VerifyError {
 }
 
 /// The replay window on the signed `timestamp`.
+///
+/// ```
+/// use std::time::Duration;
+/// use kinde_core::ReplayWindow;
+/// let window = ReplayWindow::default().max_age(Duration::from_secs(24 * 3600));
+/// assert_eq!(window.max_future_allowed(), Duration::from_secs(300));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct ReplayWindow {
-    /// Oldest accepted event (default 48 h: Kinde retries for ~36 h).
-    pub max_age: Duration,
-    /// Furthest accepted future timestamp (clock skew; default 5 min).
-    pub max_future: Duration,
+    pub(crate) max_age: Duration,
+    pub(crate) max_future: Duration,
 }
 
 impl Default for ReplayWindow {
@@ -102,6 +106,30 @@ impl Default for ReplayWindow {
             max_age: Duration::from_secs(48 * 3600),
             max_future: Duration::from_secs(300),
         }
+    }
+}
+
+impl ReplayWindow {
+    /// Sets the oldest accepted event (default 48 h: Kinde retries for ~36 h).
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.max_age = age;
+        self
+    }
+
+    /// Sets how far in the future a timestamp may be (clock skew; default 5 min).
+    pub fn max_future(mut self, ahead: Duration) -> Self {
+        self.max_future = ahead;
+        self
+    }
+
+    /// The oldest accepted event.
+    pub fn max_age_allowed(&self) -> Duration {
+        self.max_age
+    }
+
+    /// How far in the future a timestamp may be.
+    pub fn max_future_allowed(&self) -> Duration {
+        self.max_future
     }
 }
 
@@ -222,7 +250,7 @@ impl Verifier {
         else {
             return Err(VerifyError::WrongTokenKind);
         };
-        if c.aud.is_some() || c.azp.is_some() || c.scp.is_some() || !data.get().starts_with('{') {
+        if c.aud.is_some() || c.azp.is_some() || c.scp.is_some() {
             return Err(VerifyError::WrongTokenKind);
         }
         let event_id = EventId::new(event_id).map_err(|_| VerifyError::InvalidEventId)?;

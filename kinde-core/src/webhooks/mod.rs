@@ -262,8 +262,12 @@ impl Webhooks {
                     Ok(_) => tracing::warn!(
                         "handled, but the claim had expired and was taken over: the event may be handled twice"
                     ),
-                    // The work is done; a retry would repeat it. Answer 200 and say so loudly.
-                    Err(e) => tracing::error!(error = %e, "handled, but the completion could not be recorded"),
+                    // The work is done; a retry would repeat it. Answer 200, keep the claim (so
+                    // retries meanwhile are 409, not a second run) and keep trying to record it.
+                    Err(e) => {
+                        tracing::error!(error = %e, "handled, but the completion could not be recorded; retrying in the background");
+                        self.complete_later(event_id, claim);
+                    }
                 }
                 Outcome::Handled
             }
@@ -278,6 +282,46 @@ impl Webhooks {
                 outcome
             }
         }
+    }
+}
+
+impl Webhooks {
+    /// Retries a completion the store refused, with back-off, for as long as the claim holds
+    /// (the processing TTL). Until it lands, deliveries of the event get 409; if it never does,
+    /// the claim expires and a retry runs the handler again — said at ERROR level.
+    fn complete_later(&self, event_id: crate::EventId, claim: ClaimToken) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let this = self.clone();
+        let deadline = tokio::time::Instant::now() + self.inner.processing_ttl;
+        rt.spawn(
+            async move {
+                let mut pause = Duration::from_millis(50);
+                loop {
+                    tokio::time::sleep(pause).await;
+                    if tokio::time::Instant::now() >= deadline {
+                        tracing::error!(
+                            "the completion was never recorded and the claim expired: a retry of this event will run its handler again"
+                        );
+                        return;
+                    }
+                    let store = &this.inner.store;
+                    match store.complete(&event_id, &claim, this.inner.done_ttl).await {
+                        Ok(Fenced::Applied) => {
+                            tracing::info!("the completion was recorded after all");
+                            return;
+                        }
+                        Ok(_) => {
+                            tracing::warn!("the claim was taken over before the completion could be recorded");
+                            return;
+                        }
+                        Err(_) => pause = (pause * 2).min(Duration::from_secs(5)),
+                    }
+                }
+            }
+            .in_current_span(),
+        );
     }
 }
 

@@ -13,7 +13,7 @@ use kinde_core::event::{Event, UserCreated, UserDeleted};
 use kinde_core::store::{Claim, ClaimToken, Fenced, IdempotencyStore, StoreError};
 use kinde_core::testing::{JwksServer, TestIssuer};
 use kinde_core::verify::JwksConfig;
-use kinde_core::{BoxError, MemoryStore, WebhookEvent, WebhookResponse, Webhooks, WebhooksBuilder};
+use kinde_core::{BoxError, Event as RawEvent, MemoryStore, State, WebhookResponse, Webhooks, WebhooksBuilder};
 
 /// A real [`MemoryStore`] that counts the calls it gets and can be told to fail completions.
 #[derive(Default)]
@@ -85,7 +85,7 @@ impl Calls {
             .map(|(_, id)| id.clone())
             .collect()
     }
-    fn record(&self, ty: &str, id: &str) -> Result<(), BoxError> {
+    pub fn record(&self, ty: &str, id: &str) -> Result<(), BoxError> {
         self.seen
             .lock()
             .unwrap()
@@ -117,21 +117,20 @@ pub fn fast_jwks() -> JwksConfig {
     c
 }
 
+/// The builder the harness hands to tests: its handlers take the recorded calls as state.
+pub type Builder = WebhooksBuilder<Arc<Calls>>;
+
 /// Handlers for `user.created` and `user.deleted` (typed) and a fallback, all recorded.
-pub fn with_handlers(builder: WebhooksBuilder, calls: &Arc<Calls>) -> WebhooksBuilder {
-    let (c1, c2, c3) = (calls.clone(), calls.clone(), calls.clone());
+pub fn with_handlers(builder: Builder) -> Builder {
     builder
-        .on(move |e: Event<UserCreated>| {
-            let r = c1.record("user.created", &e.meta.event_id);
-            async move { r }
+        .on(async |State(c): State<Arc<Calls>>, e: Event<UserCreated>| {
+            c.record("user.created", e.id())
         })
-        .on(move |e: Event<UserDeleted>| {
-            let r = c2.record("user.deleted", &e.meta.event_id);
-            async move { r }
+        .on(async |State(c): State<Arc<Calls>>, e: Event<UserDeleted>| {
+            c.record("user.deleted", e.id())
         })
-        .fallback(move |e: WebhookEvent| {
-            let r = c3.record(&e.meta.event_type, &e.meta.event_id);
-            async move { r }
+        .fallback(async |State(c): State<Arc<Calls>>, e: RawEvent| {
+            c.record(&e.meta.event_type, e.id())
         })
 }
 
@@ -140,7 +139,7 @@ impl Harness {
         Self::with(|b| b).await
     }
 
-    pub async fn with(configure: impl FnOnce(WebhooksBuilder) -> WebhooksBuilder) -> Self {
+    pub async fn with(configure: impl FnOnce(Builder) -> Builder) -> Self {
         let issuer = TestIssuer::new();
         let server = issuer.serve().await;
         let store = Arc::new(CountingStore::default());
@@ -148,8 +147,9 @@ impl Harness {
         let builder = Webhooks::builder()
             .issuer(server.url())
             .jwks_config(fast_jwks())
-            .store(store.clone());
-        let webhooks = configure(with_handlers(builder, &calls)).build().unwrap();
+            .store(store.clone())
+            .state(calls.clone());
+        let webhooks = configure(with_handlers(builder)).build().unwrap();
         Self {
             issuer,
             server,
@@ -179,4 +179,24 @@ pub fn assert_answer(resp: &WebhookResponse, status: u16, code: &str) {
         "body: {:?}",
         resp.body()
     );
+}
+
+/// Polls `check` until it gives a value, every 20 ms, for at most `bound` (then panics): a wait
+/// on a condition, never a fixed sleep.
+pub async fn eventually<T, F, Fut>(bound: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {bound:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

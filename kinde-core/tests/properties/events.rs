@@ -1,7 +1,6 @@
 //! Generators and plumbing for `properties.rs`: arbitrary typed events, signed as Kinde would
 //! send them, and a receiver whose handlers capture what they were given.
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use http::HeaderMap;
@@ -12,12 +11,11 @@ use kinde_core::event::{
     KNOWN_EVENT_TYPES,
 };
 use kinde_core::testing::{kinde_timestamp, TestEvent, TestIssuer};
-use kinde_core::{Event, EventPayload, KindeEvent, WebhookEvent, WebhookResponse, Webhooks};
+use kinde_core::{Event, EventPayload, KindeEvent, State, WebhookResponse, Webhooks};
 use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
-use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde_json::json;
 use time::{Duration, OffsetDateTime, UtcOffset};
 
 use crate::garbage::json_object;
@@ -25,11 +23,6 @@ use crate::garbage::json_object;
 /// Cases of the round-trip property (one signature, one receiver, one key fetch each).
 pub const ROUND_TRIP_CASES: u32 = 64;
 
-/// Builds a library type outside its crate (they are `#[non_exhaustive]`): deserialize a
-/// minimal value, then assign every field.
-fn template<T: DeserializeOwned>(v: Value) -> T {
-    serde_json::from_value(v).expect("template")
-}
 
 fn text() -> impl Strategy<Value = String> {
     ".{0,16}"
@@ -41,9 +34,9 @@ fn opt_text() -> impl Strategy<Value = Option<String>> {
 
 fn key_refs() -> impl Strategy<Value = Option<Vec<KeyRef>>> {
     option::of(vec(
-        (text(), text()).prop_map(|(id, key)| {
-            let mut r: KeyRef = template(json!({"id": "", "key": ""}));
-            (r.id, r.key) = (id, key);
+        (text(), opt_text()).prop_map(|(id, key)| {
+            let mut r = KeyRef::new(id);
+            r.key = key;
             r
         }),
         0..3,
@@ -52,17 +45,14 @@ fn key_refs() -> impl Strategy<Value = Option<Vec<KeyRef>>> {
 
 fn user() -> impl Strategy<Value = User> {
     let org = (text(), key_refs(), key_refs()).prop_map(|(code, roles, permissions)| {
-        let mut o: UserOrganization = template(json!({"code": ""}));
-        (o.code, o.roles, o.permissions) = (code, roles, permissions);
+        let mut o = UserOrganization::new(code);
+        (o.roles, o.permissions) = (roles, permissions);
         o
     });
     let names = (opt_text(), opt_text(), opt_text(), opt_text(), opt_text());
-    let flags = (any::<bool>(), any::<bool>());
+    let flags = (option::of(any::<bool>()), option::of(any::<bool>()));
     (text(), names, flags, vec(org, 0..3)).prop_map(|(id, names, flags, orgs)| {
-        let mut u: User = template(
-            json!({"id": "", "is_password_reset_requested": false, "is_suspended": false}),
-        );
-        u.id = id;
+        let mut u = User::new(id);
         (u.email, u.first_name, u.last_name, u.username, u.phone) = names;
         (u.is_password_reset_requested, u.is_suspended) = flags;
         u.organizations = orgs;
@@ -84,46 +74,42 @@ fn unknown_type() -> impl Strategy<Value = String> {
 
 /// A typed payload of one of nine event types, every field arbitrary.
 pub fn payload() -> impl Strategy<Value = EventPayload> {
-    let org_update = (text(), opt_text(), opt_text(), opt_text(), any::<bool>());
+    let org_update = (text(), opt_text(), opt_text(), opt_text(), option::of(any::<bool>()));
     let org = (text(), opt_text(), opt_text(), opt_text());
-    let role = (text(), text(), opt_text(), opt_text(), any::<bool>());
+    let role = (text(), opt_text(), opt_text(), opt_text(), option::of(any::<bool>()));
     let subscriber = (text(), opt_text(), opt_text(), opt_text(), opt_text());
     let access = (opt_text(), opt_text(), opt_text(), opt_text());
     prop_oneof![
         1 => user().prop_map(|u| UserCreated::new(u).into_payload()),
         1 => user().prop_map(|u| UserUpdated::new(u).into_payload()),
         1 => org_update.prop_map(|(code, name, handle, external_id, allow)| {
-            let mut o: OrganizationUpdate =
-                template(json!({"code": "", "is_allow_registrations": false}));
-            (o.code, o.name, o.handle, o.external_id) = (code, name, handle, external_id);
+            let mut o = OrganizationUpdate::new(code);
+            (o.name, o.handle, o.external_id) = (name, handle, external_id);
             o.is_allow_registrations = allow;
             OrganizationUpdated::new(o).into_payload()
         }),
         1 => org.prop_map(|(code, name, handle, external_id)| {
-            let mut o: Organization = template(json!({"code": ""}));
-            (o.code, o.name, o.handle, o.external_id) = (code, name, handle, external_id);
+            let mut o = Organization::new(code);
+            (o.name, o.handle, o.external_id) = (name, handle, external_id);
             OrganizationCreated::new(o).into_payload()
         }),
         1 => role.prop_map(|(id, key, name, description, default)| {
-            let mut r: Role = template(json!({"id": "", "key": "", "is_default_role": false}));
-            (r.id, r.key, r.name, r.description) = (id, key, name, description);
+            let mut r = Role::new(id);
+            (r.key, r.name, r.description) = (key, name, description);
             r.is_default_role = default;
             RoleCreated::new(r).into_payload()
         }),
         1 => text().prop_map(|id| {
-            let mut p: PermissionRef = template(json!({"id": ""}));
-            p.id = id;
-            PermissionDeleted::new(p).into_payload()
+            PermissionDeleted::new(PermissionRef::new(id)).into_payload()
         }),
         1 => subscriber.prop_map(|(id, email, first_name, last_name, user_id)| {
-            let mut s: Subscriber = template(json!({"id": ""}));
-            s.id = id;
+            let mut s = Subscriber::new(id);
             (s.email, s.first_name, s.last_name, s.user_id) =
                 (email, first_name, last_name, user_id);
             SubscriberCreated::new(s).into_payload()
         }),
         1 => access.prop_map(|(email, first_name, last_name, user_id)| {
-            let mut a: AccessRequest = template(json!({}));
+            let mut a = AccessRequest::new();
             (a.email, a.first_name, a.last_name, a.user_id) =
                 (email, first_name, last_name, user_id);
             AccessRequestCreated::new(a).into_payload()
@@ -262,21 +248,16 @@ pub fn sign_event(issuer: &TestIssuer, e: &BuiltEvent) -> String {
 #[derive(Debug)]
 pub struct Seen {
     pub handler: String,
-    pub event: WebhookEvent,
+    pub event: Event<EventPayload>,
 }
 
 type Sink = Arc<Mutex<Vec<Seen>>>;
 
-fn typed<T: KindeEvent>(
-    b: kinde_core::WebhooksBuilder,
-    sink: &Sink,
-) -> kinde_core::WebhooksBuilder {
-    let sink = sink.clone();
-    b.on(move |e: Event<T>| {
-        let event = WebhookEvent::new(e.meta, e.data.into_payload());
+fn typed<T: KindeEvent>(b: kinde_core::WebhooksBuilder<Sink>) -> kinde_core::WebhooksBuilder<Sink> {
+    b.on(async |State(sink): State<Sink>, e: Event<T>| {
+        let event = Event::new(e.meta, e.data.into_payload());
         let handler = format!("typed {}", T::TYPE);
         sink.lock().unwrap().push(Seen { handler, event });
-        async { Ok::<_, Infallible>(()) }
     })
 }
 
@@ -289,19 +270,18 @@ pub struct CapturingReceiver {
 impl CapturingReceiver {
     pub fn new(issuer_url: &str) -> Self {
         let seen = Sink::default();
-        let mut b = Webhooks::builder().issuer(issuer_url);
-        b = typed::<UserCreated>(b, &seen);
-        b = typed::<UserUpdated>(b, &seen);
-        b = typed::<OrganizationUpdated>(b, &seen);
-        b = typed::<RoleCreated>(b, &seen);
-        b = typed::<PermissionDeleted>(b, &seen);
-        b = typed::<SubscriberCreated>(b, &seen);
-        let sink = seen.clone();
+        let mut b = Webhooks::builder().issuer(issuer_url).state(seen.clone());
+        b = typed::<UserCreated>(b);
+        b = typed::<UserUpdated>(b);
+        b = typed::<OrganizationUpdated>(b);
+        b = typed::<RoleCreated>(b);
+        b = typed::<PermissionDeleted>(b);
+        b = typed::<SubscriberCreated>(b);
         let webhooks = b
-            .fallback(move |event: WebhookEvent| {
+            .fallback(async |State(sink): State<Sink>, event: Event| {
                 let handler = "fallback".to_owned();
+                let event = event.into_payload().expect("an unknown type's raw data");
                 sink.lock().unwrap().push(Seen { handler, event });
-                async { Ok::<_, Infallible>(()) }
             })
             .build()
             .unwrap();
