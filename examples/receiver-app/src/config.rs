@@ -19,7 +19,7 @@ pub enum ConfigError {
     },
     /// The receiver could not be built from otherwise valid settings.
     #[error("cannot build the receiver: {0}")]
-    Webhooks(#[source] kinde_core::ConfigError),
+    Webhooks(#[source] kinde_core::BuildError),
 }
 
 /// The receiver's settings.

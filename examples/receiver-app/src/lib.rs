@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kinde_core::event::{Event, OrganizationCreated, UserCreated, UserDeleted, UserUpdated};
-use kinde_core::{WebhookEvent, Webhooks};
+use kinde_core::{Event as RawEvent, State, Webhooks};
 
 /// Where handler invocations are reported: `(event type, event id)`.
 pub type HandledSink = Arc<dyn Fn(&str, &str) + Send + Sync>;
@@ -47,23 +47,21 @@ pub fn build_webhooks(config: &Config, sink: HandledSink) -> Result<Webhooks, Co
     if let Some(store) = config::redis_store(config)? {
         builder = builder.store(store);
     }
-    let (s1, s2, s3, s4, s5) = (sink.clone(), sink.clone(), sink.clone(), sink.clone(), sink);
     builder
-        .on(move |e: Event<UserCreated>| report(&s1, &e.meta))
-        .on(move |e: Event<UserUpdated>| report(&s2, &e.meta))
-        .on(move |e: Event<UserDeleted>| report(&s3, &e.meta))
-        .on(move |e: Event<OrganizationCreated>| report(&s4, &e.meta))
-        .fallback(move |e: WebhookEvent| report(&s5, &e.meta))
+        .state(sink)
+        .on(async |State(sink): State<HandledSink>, e: Event<UserCreated>| report(&sink, &e.meta))
+        .on(async |State(sink): State<HandledSink>, e: Event<UserUpdated>| report(&sink, &e.meta))
+        .on(async |State(sink): State<HandledSink>, e: Event<UserDeleted>| report(&sink, &e.meta))
+        .on(async |State(sink): State<HandledSink>, e: Event<OrganizationCreated>| {
+            report(&sink, &e.meta)
+        })
+        .fallback(async |State(sink): State<HandledSink>, e: RawEvent| report(&sink, &e.meta))
         .build()
         .map_err(ConfigError::Webhooks)
 }
 
-fn report(
-    sink: &HandledSink,
-    meta: &kinde_core::EventMeta,
-) -> std::future::Ready<Result<(), std::convert::Infallible>> {
-    sink(&meta.event_type, &meta.event_id);
-    std::future::ready(Ok(()))
+fn report(sink: &HandledSink, meta: &kinde_core::EventMeta) {
+    sink(&meta.event_type, meta.event_id.as_str());
 }
 
 /// Logs to stderr (stdout carries only the `handled …` lines). `RUST_LOG` filters; default

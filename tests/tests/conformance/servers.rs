@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use kinde_core::testing::{JwksServer, TestIssuer};
 use kinde_core::verify::JwksConfig;
-use kinde_core::{WebhookEvent, Webhooks};
+use kinde_core::{Event, Webhooks};
 
 /// The JWKS refetch cooldown of the receivers under test.
 pub const COOLDOWN: Duration = Duration::from_millis(50);
@@ -79,9 +79,9 @@ fn receiver(jwks: &JwksServer, calls: Arc<AtomicUsize>) -> Webhooks {
     Webhooks::builder()
         .issuer(jwks.url())
         .jwks_config(cfg)
-        .fallback(move |_: WebhookEvent| {
+        .fallback(move |_: Event| {
             calls.fetch_add(1, Ordering::SeqCst);
-            std::future::ready(Ok::<_, std::convert::Infallible>(()))
+            std::future::ready(())
         })
         .build()
         .expect("valid receiver")
