@@ -133,7 +133,11 @@ enum ReadError {
 /// Collects `body` while it stays within `limit` bytes, stopping at the first chunk that would
 /// pass it. The buffer never grows past the limit (it starts at the declared length, and grows
 /// by doubling capped at the limit), so an oversized or endless upload is never buffered whole.
-async fn read_limited<S, E>(body: S, limit: usize, declared: Option<u64>) -> Result<Bytes, ReadError>
+async fn read_limited<S, E>(
+    body: S,
+    limit: usize,
+    declared: Option<u64>,
+) -> Result<Bytes, ReadError>
 where
     S: Stream<Item = Result<Bytes, E>>,
 {
@@ -179,29 +183,46 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn chunks(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, ()>> {
-        stream::iter(parts.iter().map(|p| Ok(Bytes::from_static(p))).collect::<Vec<_>>())
+        stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        )
     }
 
     #[tokio::test]
     async fn up_to_the_limit_is_read_whole() {
-        let body = read_limited(chunks(&[b"ab", b"", b"cd"]), 4, None).await.unwrap();
+        let body = read_limited(chunks(&[b"ab", b"", b"cd"]), 4, None)
+            .await
+            .unwrap();
         assert_eq!(body, "abcd");
         assert_eq!(read_limited(chunks(&[]), 4, None).await.unwrap(), "");
-        assert_eq!(read_limited(chunks(&[b"abcd"]), 4, Some(4)).await.unwrap(), "abcd");
+        assert_eq!(
+            read_limited(chunks(&[b"abcd"]), 4, Some(4)).await.unwrap(),
+            "abcd"
+        );
     }
 
     #[tokio::test]
     async fn one_byte_over_is_too_large() {
-        let err = read_limited(chunks(&[b"ab", b"cde"]), 4, None).await.unwrap_err();
+        let err = read_limited(chunks(&[b"ab", b"cde"]), 4, None)
+            .await
+            .unwrap_err();
         assert_eq!(err, ReadError::TooLarge);
-        let err = read_limited(chunks(&[b"abcde"]), 4, None).await.unwrap_err();
+        let err = read_limited(chunks(&[b"abcde"]), 4, None)
+            .await
+            .unwrap_err();
         assert_eq!(err, ReadError::TooLarge);
     }
 
     #[tokio::test]
     async fn a_failing_stream_is_a_read_failure() {
         let s = stream::iter(vec![Ok(Bytes::from_static(b"ab")), Err(())]);
-        assert_eq!(read_limited(s, 4, None).await.unwrap_err(), ReadError::Failed);
+        assert_eq!(
+            read_limited(s, 4, None).await.unwrap_err(),
+            ReadError::Failed
+        );
     }
 
     #[tokio::test]

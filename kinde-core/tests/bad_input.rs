@@ -258,11 +258,15 @@ async fn oversized_bodies_are_413() {
         headers.insert(http::header::CONTENT_LENGTH, n.into());
         headers
     };
-    let pre = adapter::precheck(&h.webhooks, &http::Method::POST, &declared(10 * 1024 * 1024))
-        .unwrap_err();
+    let pre = adapter::precheck(
+        &h.webhooks,
+        &http::Method::POST,
+        &declared(10 * 1024 * 1024),
+    )
+    .unwrap_err();
     assert_answer(&pre, 413, "payload_too_large");
-    let get = adapter::precheck(&h.webhooks, &http::Method::GET, &http::HeaderMap::new())
-        .unwrap_err();
+    let get =
+        adapter::precheck(&h.webhooks, &http::Method::GET, &http::HeaderMap::new()).unwrap_err();
     assert_answer(&get, 405, "method_not_allowed");
     assert_eq!(get.headers()["allow"], "POST");
     assert!(adapter::precheck(&h.webhooks, &http::Method::POST, &declared(100)).is_ok());

@@ -65,9 +65,12 @@ async fn unknown_types_go_to_the_fallback_with_raw_data() {
     let webhooks = Webhooks::builder()
         .issuer(server.url())
         .state(seen.clone())
-        .fallback(async |State(seen): State<Arc<std::sync::Mutex<Option<kinde_core::Event>>>>, e: kinde_core::Event| {
-            *seen.lock().unwrap() = Some(e);
-        })
+        .fallback(
+            async |State(seen): State<Arc<std::sync::Mutex<Option<kinde_core::Event>>>>,
+                   e: kinde_core::Event| {
+                *seen.lock().unwrap() = Some(e);
+            },
+        )
         .build()
         .unwrap();
     let ev = TestEvent::raw(
@@ -111,7 +114,11 @@ async fn no_handler_and_no_fallback_is_200_without_touching_the_store() {
 #[tokio::test]
 async fn a_typed_handler_whose_data_does_not_match_is_500_and_never_dropped() {
     let h = Harness::new().await;
-    for data in [json!({"user": {"email": "no id"}}), json!([1, 2]), json!("text")] {
+    for data in [
+        json!({"user": {"email": "no id"}}),
+        json!([1, 2]),
+        json!("text"),
+    ] {
         let broken = TestEvent::raw("user.created", data);
         let token = h.issuer.sign(&broken.into_claims());
         // Claimed, not handled, released: each retry is a new attempt, never a 409.
@@ -133,10 +140,16 @@ async fn untyped_handlers_get_whatever_data_a_documented_type_carries() {
     let webhooks = Webhooks::builder()
         .issuer(h.server.url())
         .state(seen.clone())
-        .on_type("user.created", async |State(s): State<Arc<std::sync::Mutex<Vec<serde_json::Value>>>>, e: kinde_core::Event| {
-            let typed = e.parse::<UserCreated>().is_ok();
-            s.lock().unwrap().push(json!({"data": e.data, "typed": typed}));
-        })
+        .on_type(
+            "user.created",
+            async |State(s): State<Arc<std::sync::Mutex<Vec<serde_json::Value>>>>,
+                   e: kinde_core::Event| {
+                let typed = e.parse::<UserCreated>().is_ok();
+                s.lock()
+                    .unwrap()
+                    .push(json!({"data": e.data, "typed": typed}));
+            },
+        )
         .build()
         .unwrap();
     for data in [
@@ -145,7 +158,9 @@ async fn untyped_handlers_get_whatever_data_a_documented_type_carries() {
         json!({"user": {"id": "kp_1"}}),
     ] {
         let token = issuer.sign(&TestEvent::raw("user.created", data).into_claims());
-        let resp = webhooks.handle(&http::HeaderMap::new(), token.as_bytes()).await;
+        let resp = webhooks
+            .handle(&http::HeaderMap::new(), token.as_bytes())
+            .await;
         assert_answer(&resp, 200, "handled");
     }
     assert_eq!(
@@ -201,7 +216,7 @@ async fn a_panicking_or_slow_handler_is_500_and_released() {
     assert_answer(&send().await, 500, "handler_failed"); // panic before the future
     assert_answer(&send().await, 500, "handler_failed"); // panic inside it
     assert_answer(&send().await, 500, "handler_failed"); // timeout
-    // Each failure released its claim: the next delivery runs, and then it is a duplicate.
+                                                         // Each failure released its claim: the next delivery runs, and then it is a duplicate.
     assert_answer(&send().await, 200, "handled");
     assert_answer(&send().await, 200, "duplicate");
     assert_eq!(attempts.load(Ordering::SeqCst), 4);

@@ -52,9 +52,11 @@ pub fn build_webhooks(config: &Config, sink: HandledSink) -> Result<Webhooks, Co
         .on(async |State(sink): State<HandledSink>, e: Event<UserCreated>| report(&sink, &e.meta))
         .on(async |State(sink): State<HandledSink>, e: Event<UserUpdated>| report(&sink, &e.meta))
         .on(async |State(sink): State<HandledSink>, e: Event<UserDeleted>| report(&sink, &e.meta))
-        .on(async |State(sink): State<HandledSink>, e: Event<OrganizationCreated>| {
-            report(&sink, &e.meta)
-        })
+        .on(
+            async |State(sink): State<HandledSink>, e: Event<OrganizationCreated>| {
+                report(&sink, &e.meta)
+            },
+        )
         .fallback(async |State(sink): State<HandledSink>, e: RawEvent| report(&sink, &e.meta))
         .build()
         .map_err(ConfigError::Webhooks)

@@ -22,8 +22,8 @@ mod id;
 mod timestamp;
 
 pub use data::*;
-pub use id::{EventId, InvalidEventId, MAX_ID_LEN};
 pub(crate) use id::is_valid_id;
+pub use id::{EventId, InvalidEventId, MAX_ID_LEN};
 pub use timestamp::{parse_timestamp, parse_timestamp_str, TimestampError};
 
 use serde::de::DeserializeOwned;
@@ -96,7 +96,11 @@ pub struct EventMeta {
 
 impl EventMeta {
     /// Envelope fields with this id, type and timestamp, and nothing else (for tests and replays).
-    pub fn new(event_id: EventId, event_type: impl Into<String>, timestamp: OffsetDateTime) -> Self {
+    pub fn new(
+        event_id: EventId,
+        event_type: impl Into<String>,
+        timestamp: OffsetDateTime,
+    ) -> Self {
         Self {
             event_id,
             event_type: event_type.into(),

@@ -109,7 +109,8 @@ fn user_fields_are_read() {
 
 #[test]
 fn null_organizations_read_as_empty() {
-    let data = json!({"user": {"id": "kp_1", "is_password_reset_requested": true, "organizations": null}});
+    let data =
+        json!({"user": {"id": "kp_1", "is_password_reset_requested": true, "organizations": null}});
     let p = EventPayload::parse("user.updated", &raw(data)).unwrap();
     assert!(UserUpdated::from_payload(p)
         .unwrap()
@@ -168,7 +169,10 @@ fn source_keeps_unknown_values() {
 /// The identity fields, by type: the only ones a payload must carry.
 fn identity(ty: &str) -> &'static [&'static str] {
     match ty {
-        "user.created" | "user.updated" | "user.deleted" | "user.authenticated"
+        "user.created"
+        | "user.updated"
+        | "user.deleted"
+        | "user.authenticated"
         | "user.authentication_failed" => &["user", "id"],
         t if t.starts_with("organization.") => &["organization", "code"],
         t if t.starts_with("permission.") => &["permission", "id"],
@@ -281,7 +285,10 @@ fn a_missing_identity_is_refused() {
 fn an_absent_flag_is_none_not_false() {
     let p = EventPayload::parse("user.created", &raw(json!({"user": {"id": "kp_1"}}))).unwrap();
     let u = UserCreated::from_payload(p).unwrap().user;
-    assert_eq!((u.is_suspended, u.is_password_reset_requested), (None, None));
+    assert_eq!(
+        (u.is_suspended, u.is_password_reset_requested),
+        (None, None)
+    );
     assert!(u.organizations.is_empty());
 }
 
@@ -298,7 +305,9 @@ fn jws_payload(token: &str) -> serde_json::Value {
 #[test]
 fn every_real_kinde_payload_parses_into_its_typed_event() {
     let real = [
-        jws_payload(include_str!("../../tests/data/kinde-user-authenticated.jwt")),
+        jws_payload(include_str!(
+            "../../tests/data/kinde-user-authenticated.jwt"
+        )),
         jws_payload(include_str!("../../tests/data/kinde-user-updated.jwt")),
         serde_json::from_str(include_str!(
             "../../tests/data/kinde-docs-user.created.payload.json"

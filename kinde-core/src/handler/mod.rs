@@ -48,8 +48,8 @@
 
 mod map;
 
-pub(crate) use map::{ErasedHandler, HandlerMap, Handlers, Invocation};
 pub use map::HandlerMapError;
+pub(crate) use map::{ErasedHandler, HandlerMap, Handlers, Invocation};
 
 use std::fmt::Display;
 use std::future::Future;

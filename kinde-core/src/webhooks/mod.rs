@@ -226,7 +226,8 @@ impl Webhooks {
         match claim {
             Ok(Claim::StartProcessing(claim)) => {
                 let this = self.clone();
-                let work = async move { this.run_and_settle(handler, meta, token.data, claim).await };
+                let work =
+                    async move { this.run_and_settle(handler, meta, token.data, claim).await };
                 // Runs inline; if the caller goes away mid-handler (the client hung up), the rest
                 // moves to a task of its own: the work is neither cancelled nor left unsettled.
                 DetachOnDrop::new(work.in_current_span()).await

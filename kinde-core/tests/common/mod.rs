@@ -13,7 +13,9 @@ use kinde_core::event::{Event, UserCreated, UserDeleted};
 use kinde_core::store::{Claim, ClaimToken, Fenced, IdempotencyStore, StoreError};
 use kinde_core::testing::{JwksServer, TestIssuer};
 use kinde_core::verify::JwksConfig;
-use kinde_core::{BoxError, Event as RawEvent, MemoryStore, State, WebhookResponse, Webhooks, WebhooksBuilder};
+use kinde_core::{
+    BoxError, Event as RawEvent, MemoryStore, State, WebhookResponse, Webhooks, WebhooksBuilder,
+};
 
 /// A real [`MemoryStore`] that counts the calls it gets and can be told to fail completions.
 #[derive(Default)]

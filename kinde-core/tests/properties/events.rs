@@ -23,7 +23,6 @@ use crate::garbage::json_object;
 /// Cases of the round-trip property (one signature, one receiver, one key fetch each).
 pub const ROUND_TRIP_CASES: u32 = 64;
 
-
 fn text() -> impl Strategy<Value = String> {
     ".{0,16}"
 }
@@ -74,9 +73,21 @@ fn unknown_type() -> impl Strategy<Value = String> {
 
 /// A typed payload of one of nine event types, every field arbitrary.
 pub fn payload() -> impl Strategy<Value = EventPayload> {
-    let org_update = (text(), opt_text(), opt_text(), opt_text(), option::of(any::<bool>()));
+    let org_update = (
+        text(),
+        opt_text(),
+        opt_text(),
+        opt_text(),
+        option::of(any::<bool>()),
+    );
     let org = (text(), opt_text(), opt_text(), opt_text());
-    let role = (text(), opt_text(), opt_text(), opt_text(), option::of(any::<bool>()));
+    let role = (
+        text(),
+        opt_text(),
+        opt_text(),
+        opt_text(),
+        option::of(any::<bool>()),
+    );
     let subscriber = (text(), opt_text(), opt_text(), opt_text(), opt_text());
     let access = (opt_text(), opt_text(), opt_text(), opt_text());
     prop_oneof![
