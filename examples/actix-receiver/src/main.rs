@@ -16,7 +16,7 @@ use receiver_app::{
 };
 
 fn main() {
-    init_tracing();
+    let _logs = init_tracing();
     let config = config_or_exit();
     let webhooks = webhooks_or_exit(&config);
     let served = actix_web::rt::System::new().block_on(async move {

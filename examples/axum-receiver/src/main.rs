@@ -12,7 +12,7 @@ use receiver_app::{
 
 #[tokio::main]
 async fn main() {
-    init_tracing();
+    let _logs = init_tracing();
     let config = config_or_exit();
     let webhooks = webhooks_or_exit(&config);
     let listener = tokio::net::TcpListener::bind(config.bind)

@@ -66,15 +66,22 @@ fn report(sink: &HandledSink, meta: &kinde_core::EventMeta) {
     sink(&meta.event_type, meta.event_id.as_str());
 }
 
-/// Logs to stderr (stdout carries only the `handled …` lines). `RUST_LOG` filters; default
-/// `info`.
-pub fn init_tracing() {
+/// Logs to stderr (stdout carries only the `handled …` lines), cheaply: through a non-blocking
+/// writer (a log line never makes a delivery wait on stderr; under a flood, lines are dropped
+/// rather than deliveries slowed), with colours only when stderr is a terminal. `RUST_LOG`
+/// filters; default `info`, where kinde-core writes only what an operator must act on
+/// (per-delivery events are DEBUG). Keep the returned guard alive until exit: it flushes.
+pub fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(writer)
         .try_init();
+    guard
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.

@@ -9,23 +9,46 @@
 //! use kinde_core::{Webhooks, event::{Event, UserCreated}};
 //!
 //! let issuer = TestIssuer::new();
-//! let server = issuer.serve().await;
+//! let url = issuer.serve().await.url(); // serves as long as `issuer` lives
 //! let webhooks = Webhooks::builder()
-//!     .issuer(server.url())
-//!     .on(|e: Event<UserCreated>| async move { Ok::<_, std::convert::Infallible>(()) })
+//!     .issuer(url)
+//!     .on(|e: Event<UserCreated>| async move { assert_eq!(e.data.user.id, "kp_0a1b2c3d") })
 //!     .build()
 //!     .unwrap();
 //! let token = issuer.sign(&TestEvent::sample("user.created").into_claims());
-//! let resp = webhooks.handle(&http::HeaderMap::new(), token.as_bytes()).await;
+//! let resp = webhooks.handle(&kinde_core::testing::http::HeaderMap::new(), token.as_bytes()).await;
 //! assert_eq!(resp.status(), 200);
 //! # }
 //! ```
+//!
+//! Through a whole app instead (axum here; `kinde-actix` has the actix-web equivalent):
+//! [`TestIssuer::delivery`] builds the `http::Request` Kinde would send.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use kinde_core::testing::{TestEvent, TestIssuer};
+//! let issuer = TestIssuer::new();
+//! let request = issuer
+//!     .delivery(TestEvent::sample("user.deleted"))
+//!     .path("/hooks/kinde")
+//!     .webhook_id("msg_1")
+//!     .into_request();
+//! assert_eq!(request.uri(), "/hooks/kinde");
+//! assert_eq!(request.headers()["content-type"], "application/jwt");
+//! # }
+//! ```
+//!
+//! The crates a test needs are re-exported: [`http`], [`serde_json`], [`time`].
 
 mod keys;
 mod server;
 
 pub use keys::TestKey;
 pub use server::{JwksServer, ServerBehaviour};
+pub use {http, serde_json, time};
+
+use bytes::Bytes;
+use http_body_util::Full;
 
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -64,10 +87,13 @@ impl Clock for ManualClock {
     }
 }
 
-/// A local Kinde issuer: a set of keys, one of which signs, and its JWKS.
+/// A local Kinde issuer: a set of keys, one of which signs, and its JWKS. Clones share keys
+/// and servers.
 #[derive(Debug, Clone)]
 pub struct TestIssuer {
     state: Arc<RwLock<IssuerKeys>>,
+    /// The JWKS servers this issuer started: they run as long as the issuer does.
+    servers: Arc<Mutex<Vec<JwksServer>>>,
 }
 
 #[derive(Debug)]
@@ -95,6 +121,7 @@ impl TestIssuer {
                 published: vec![key.clone()],
                 signer: key,
             })),
+            servers: Arc::default(),
         }
     }
 
@@ -128,7 +155,7 @@ impl TestIssuer {
 
     /// The JWKS document, as served.
     pub fn jwks(&self) -> Value {
-        json!({ "keys": self.read().published.iter().map(TestKey::jwk).collect::<Vec<_>>() })
+        jwks_of(&self.read())
     }
 
     /// Signs claims with the current signer (RS256, its `kid`).
@@ -144,7 +171,8 @@ impl TestIssuer {
             .sign(claims)
     }
 
-    /// Serves the JWKS on a free loopback port.
+    /// Serves the JWKS on a free loopback port, for as long as this issuer lives (or until
+    /// [`JwksServer::stop`]). Needs a tokio runtime.
     pub async fn serve(&self) -> JwksServer {
         self.serve_on(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
@@ -152,8 +180,72 @@ impl TestIssuer {
 
     /// Serves the JWKS on this address (e.g. a port a receiver was already told about).
     pub async fn serve_on(&self, addr: std::net::SocketAddr) -> JwksServer {
-        let issuer = self.clone();
-        JwksServer::start(Arc::new(move || issuer.jwks().to_string()), addr).await
+        // The server reads the keys, not the issuer: no cycle keeps either alive.
+        let keys = Arc::downgrade(&self.state);
+        let jwks = move || match keys.upgrade() {
+            Some(keys) => jwks_of(&keys.read().unwrap_or_else(|e| e.into_inner())).to_string(),
+            None => r#"{"keys":[]}"#.to_owned(),
+        };
+        let server = JwksServer::start(Arc::new(jwks), addr).await;
+        self.servers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(server.clone());
+        server
+    }
+
+    /// A delivery of `event`, signed by this issuer, as Kinde would POST it.
+    pub fn delivery(&self, event: TestEvent) -> Delivery {
+        Delivery {
+            token: self.sign(&event.into_claims()),
+            path: crate::DEFAULT_PATH.to_owned(),
+            webhook_id: None,
+        }
+    }
+}
+
+fn jwks_of(keys: &IssuerKeys) -> Value {
+    json!({ "keys": keys.published.iter().map(TestKey::jwk).collect::<Vec<_>>() })
+}
+
+/// A signed delivery as an `http::Request`, for tests that drive a whole app (an axum
+/// `Router` with `tower::ServiceExt::oneshot`, say) without a socket.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    token: String,
+    path: String,
+    webhook_id: Option<String>,
+}
+
+impl Delivery {
+    /// The path to POST to (default `/kinde/webhook`).
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// The `webhook-id` header (none by default).
+    pub fn webhook_id(mut self, id: impl Into<String>) -> Self {
+        self.webhook_id = Some(id.into());
+        self
+    }
+
+    /// The signed token (the body).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// `POST <path>` with `Content-Type: application/jwt`, the `webhook-id` header if set, and
+    /// the token as the body.
+    pub fn into_request(self) -> http::Request<Full<Bytes>> {
+        let mut builder =
+            http::Request::post(self.path).header(http::header::CONTENT_TYPE, "application/jwt");
+        if let Some(id) = self.webhook_id {
+            builder = builder.header("webhook-id", id);
+        }
+        builder
+            .body(Full::new(Bytes::from(self.token)))
+            .expect("a request from a path and visible-ASCII headers")
     }
 }
 
@@ -246,13 +338,37 @@ fn user(id: &str) -> Value {
     })
 }
 
+/// The user id in every user sample ([`sample_data`]).
+pub const SAMPLE_USER_ID: &str = "kp_0a1b2c3d";
+/// The organization code in the samples (also the user's one membership).
+pub const SAMPLE_ORG_CODE: &str = "org_1";
+/// The role id in the samples (also the user's role in [`SAMPLE_ORG_CODE`]).
+pub const SAMPLE_ROLE_ID: &str = "role_1";
+/// The permission id in the samples.
+pub const SAMPLE_PERMISSION_ID: &str = "perm_1";
+/// The subscriber id in the `subscriber.created` sample.
+pub const SAMPLE_SUBSCRIBER_ID: &str = "sub_1";
+
 /// Realistic `data` for each of the 16 documented types, written from Kinde's documentation
 /// (nullable fields are `null` where real payloads send them so).
+///
+/// The ids are fixed: the user is [`SAMPLE_USER_ID`] (`kp_0a1b2c3d`, email
+/// `kp_0a1b2c3d@example.com`, Ada Lovelace, member of [`SAMPLE_ORG_CODE`] as role
+/// [`SAMPLE_ROLE_ID`]), the organization is [`SAMPLE_ORG_CODE`] (`org_1`, "Acme", handle
+/// `acme`), the role [`SAMPLE_ROLE_ID`] (`role_1`, key `admin`), the permission
+/// [`SAMPLE_PERMISSION_ID`] (`perm_1`, key `read:reports`), the subscriber
+/// [`SAMPLE_SUBSCRIBER_ID`] (`sub_1`). `None` for a type without a published schema.
+///
+/// ```
+/// use kinde_core::testing::{sample_data, SAMPLE_USER_ID};
+/// assert_eq!(sample_data("user.deleted").unwrap()["user"]["id"], SAMPLE_USER_ID);
+/// assert!(sample_data("passkey.added").is_none());
+/// ```
 pub fn sample_data(event_type: &str) -> Option<Value> {
     Some(match event_type {
-        "user.created" | "user.updated" => json!({"user": user("kp_0a1b2c3d")}),
+        "user.created" | "user.updated" => json!({"user": user(SAMPLE_USER_ID)}),
         "user.deleted" | "user.authenticated" | "user.authentication_failed" => {
-            json!({"user": {"id": "kp_0a1b2c3d"}})
+            json!({"user": {"id": SAMPLE_USER_ID}})
         }
         "access_request.created" => json!({"access_request": {
             "email": "ada@example.com", "first_name": "Ada", "last_name": null, "user_id": "kp_0a1b2c3d"}}),

@@ -72,17 +72,34 @@ struct Shared {
 }
 
 /// A running JWKS endpoint: `GET /.well-known/jwks` and `/.well-known/jwks.json`.
-/// Stops when dropped.
+///
+/// A cheap handle (clones control the same server). A server started by
+/// [`TestIssuer::serve`](super::TestIssuer::serve) runs as long as its issuer (or any handle)
+/// lives, so `let url = issuer.serve().await.url();` keeps working; [`JwksServer::stop`] takes it
+/// down on purpose.
+#[derive(Clone)]
 pub struct JwksServer {
+    inner: Arc<Running>,
+}
+
+struct Running {
     addr: SocketAddr,
     shared: Arc<Shared>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
+    }
+}
+
 impl std::fmt::Debug for JwksServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwksServer")
-            .field("addr", &self.addr)
+            .field("addr", &self.inner.addr)
             .field("fetches", &self.fetch_count())
             .finish()
     }
@@ -100,15 +117,17 @@ impl JwksServer {
         });
         let task = tokio::spawn(accept_loop(listener, shared.clone()));
         Self {
-            addr,
-            shared,
-            task: Mutex::new(Some(task)),
+            inner: Arc::new(Running {
+                addr,
+                shared,
+                task: Mutex::new(Some(task)),
+            }),
         }
     }
 
     /// `http://127.0.0.1:<port>`: the issuer URL to configure.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.inner.addr)
     }
 
     /// The full JWKS URL (`/.well-known/jwks`).
@@ -118,17 +137,18 @@ impl JwksServer {
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.inner.addr
     }
 
     /// JWKS requests answered so far.
     pub fn fetch_count(&self) -> u64 {
-        self.shared.fetches.load(Ordering::SeqCst)
+        self.inner.shared.fetches.load(Ordering::SeqCst)
     }
 
     /// Changes how requests are answered.
     pub fn set_behaviour(&self, behaviour: ServerBehaviour) {
         *self
+            .inner
             .shared
             .behaviour
             .lock()
@@ -138,6 +158,7 @@ impl JwksServer {
     /// Sends this `Cache-Control` value with the JWKS (none by default).
     pub fn set_cache_control(&self, value: Option<&str>) {
         *self
+            .inner
             .shared
             .cache_control
             .lock()
@@ -146,7 +167,13 @@ impl JwksServer {
 
     /// Stops listening and drops every open connection: fetches fail until [`Self::resume`].
     pub fn stop(&self) {
-        if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(task) = self
+            .inner
+            .task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             task.abort();
         }
     }
@@ -156,23 +183,17 @@ impl JwksServer {
         self.stop();
         let mut attempts = 0;
         let listener = loop {
-            match TcpListener::bind(self.addr).await {
+            match TcpListener::bind(self.inner.addr).await {
                 Ok(l) => break l,
                 Err(_) if attempts < 50 => {
                     attempts += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
-                Err(e) => panic!("cannot rebind {}: {e}", self.addr),
+                Err(e) => panic!("cannot rebind {}: {e}", self.inner.addr),
             }
         };
-        let task = tokio::spawn(accept_loop(listener, self.shared.clone()));
-        *self.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
-    }
-}
-
-impl Drop for JwksServer {
-    fn drop(&mut self) {
-        self.stop();
+        let task = tokio::spawn(accept_loop(listener, self.inner.shared.clone()));
+        *self.inner.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
     }
 }
 
