@@ -41,6 +41,7 @@ pub mod adapter;
 pub mod clock;
 pub mod event;
 pub mod handler;
+pub mod metrics;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

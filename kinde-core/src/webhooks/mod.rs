@@ -173,7 +173,12 @@ impl Webhooks {
             latency_us = field::Empty,
         );
         let started = Instant::now();
-        let outcome = self.process(headers, body).instrument(span.clone()).await;
+        let mut verified_type = None;
+        let outcome = self
+            .process(headers, body, &mut verified_type)
+            .instrument(span.clone())
+            .await;
+        crate::metrics::delivery(outcome.code(), verified_type.as_deref());
         let status = outcome.status().as_u16();
         span.record("outcome", outcome.code());
         span.record("status", status);
@@ -189,7 +194,13 @@ impl Webhooks {
         WebhookResponse::new(outcome)
     }
 
-    async fn process(&self, headers: &HeaderMap, body: &[u8]) -> Outcome {
+    /// The pipeline; `verified_type` gets the event's type once verified (for the metrics).
+    async fn process(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        verified_type: &mut Option<String>,
+    ) -> Outcome {
         let webhook_id = match headers.get("webhook-id") {
             None => None,
             Some(v) => {
@@ -215,6 +226,9 @@ impl Webhooks {
         let span = tracing::Span::current();
         span.record("event_id", meta.event_id.as_str());
         span.record("event_type", meta.event_type.as_str());
+        if cfg!(feature = "metrics") {
+            *verified_type = Some(meta.event_type.clone());
+        }
         let Some(handler) = self.inner.handlers.get(&meta.event_type).cloned() else {
             return Outcome::Ignored;
         };
@@ -235,6 +249,7 @@ impl Webhooks {
             Ok(Claim::AlreadyHandled) => Outcome::Duplicate,
             Ok(Claim::InProgress) => Outcome::InProgress,
             Err(e) => {
+                crate::metrics::store_error();
                 tracing::warn!(error = %e, "idempotency store unavailable");
                 Outcome::StoreUnavailable
             }
@@ -249,6 +264,7 @@ impl Webhooks {
         claim: ClaimToken,
     ) -> Outcome {
         let event_id = meta.event_id.clone();
+        let event_type = cfg!(feature = "metrics").then(|| meta.event_type.clone());
         let failure = match handler(meta, &data) {
             Invocation::Unparseable(e) => {
                 tracing::error!(
@@ -263,7 +279,12 @@ impl Webhooks {
             }
             Invocation::Started(run) => {
                 let run = AssertUnwindSafe(run).catch_unwind();
-                let reason = match tokio::time::timeout(self.inner.handler_timeout, run).await {
+                let started = Instant::now();
+                let ran = tokio::time::timeout(self.inner.handler_timeout, run).await;
+                if let Some(ty) = &event_type {
+                    crate::metrics::handler_duration(ty, started.elapsed());
+                }
+                let reason = match ran {
                     Ok(Ok(Ok(()))) => None,
                     Ok(Ok(Err(e))) => Some(format!("handler returned an error: {e}")),
                     Ok(Err(_panic)) => Some("handler panicked".to_owned()),
@@ -292,6 +313,7 @@ impl Webhooks {
                     // The work is done; a retry would repeat it. Answer 200, keep the claim (so
                     // retries meanwhile are 409, not a second run) and keep trying to record it.
                     Err(e) => {
+                        crate::metrics::store_error();
                         tracing::error!(error = %e, "handled, but the completion could not be recorded; retrying in the background");
                         self.complete_later(event_id, claim);
                     }
@@ -303,6 +325,7 @@ impl Webhooks {
                     Ok(Fenced::Applied) => {}
                     Ok(_) => tracing::warn!("the claim was already taken over when released"),
                     Err(e) => {
+                        crate::metrics::store_error();
                         tracing::error!(error = %e, "could not release the claim; it expires after the processing TTL")
                     }
                 }
