@@ -71,6 +71,24 @@ pub enum BuildError {
 /// `S` is the application state handlers can take ([`WebhooksBuilder::state`]); `()` until it
 /// is given.
 ///
+/// | method | default | meaning |
+/// |---|---|---|
+/// | [`issuer`](Self::issuer) | — (or [`key_source`](Self::key_source)) | `acme.kinde.com`, `https://acme.kinde.com/`, or `http://127.0.0.1:port` (plain http only for loopback) |
+/// | [`jwks_path`](Self::jwks_path) / [`jwks_url`](Self::jwks_url) | `/.well-known/jwks` | where the keys are |
+/// | [`key_source`](Self::key_source) | HTTPS (reqwest + rustls) | [`StaticKeySource`](crate::verify::StaticKeySource) for pinned keys, or your own [`KeySource`] |
+/// | [`jwks_config`](Self::jwks_config) | TTL 10 min (from `max-age`, clamped 30 s – 24 h), refetch cooldown 10 s, ≤ 64 keys | the key cache |
+/// | [`replay_window`](Self::replay_window) | 48 h old, 5 min ahead | checked on the signed `timestamp` |
+/// | [`done_ttl`](Self::done_ttl) | 72 h | how long handled ids are remembered (≥ the replay window: checked) |
+/// | [`processing_ttl`](Self::processing_ttl) | 2 min | how long a claim blocks other deliveries of the event |
+/// | [`handler_timeout`](Self::handler_timeout) | 60 s | longer runs fail with 500 (< `processing_ttl`: checked) |
+/// | [`body_limit`](Self::body_limit) | 256 KiB | larger bodies get 413, never read past the limit |
+/// | [`body_timeout`](Self::body_timeout) | 10 s | from the end of the request head to the last body byte (408) |
+/// | [`max_in_flight`](Self::max_in_flight) | 1 024 | deliveries read or handled at once (503 past it) |
+/// | [`path`](Self::path) | `/kinde/webhook` | the path the path-intercepting adapters answer (exact match) |
+/// | [`store`](Self::store) / [`memory_store`](Self::memory_store) | in-memory, 1 000 000 entries | the idempotency store |
+/// | [`clock`](Self::clock) | system clock | inject `testing::ManualClock` in tests |
+/// | [`state`](Self::state) | `()` | what handlers taking [`State`](crate::State) get |
+///
 /// ```
 /// use kinde_core::{Webhooks, event::{Event, UserCreated}};
 /// let webhooks = Webhooks::builder()
@@ -327,6 +345,7 @@ impl<S: Clone + Send + Sync + 'static> WebhooksBuilder<S> {
     /// Validates the configuration and builds the receiver.
     pub fn build(mut self) -> Result<Webhooks, BuildError> {
         let handlers = std::mem::take(&mut self.handlers).build(&self.state)?;
+        self.max_in_flight = self.max_in_flight.min(tokio::sync::Semaphore::MAX_PERMITS);
         for (value, name) in [
             (self.body_limit, "body limit"),
             (self.max_in_flight, "max deliveries in flight"),

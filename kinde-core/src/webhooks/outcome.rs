@@ -1,21 +1,4 @@
 //! What happened to a delivery, and the HTTP answer for it: the one place statuses are chosen.
-//!
-//! | status | body | outcome |
-//! |---|---|---|
-//! | 200 | `{"status":"handled"}` | [`Outcome::Handled`] |
-//! | 200 | `{"status":"duplicate"}` | [`Outcome::Duplicate`] |
-//! | 200 | `{"status":"ignored"}` | [`Outcome::Ignored`] |
-//! | 400 | `malformed_token`, `invalid_claims`, `invalid_event_id` | [`Outcome::Rejected`] |
-//! | 400 | `invalid_webhook_id`, `body_read_failed` | [`Outcome::InvalidWebhookId`], [`Outcome::BodyReadFailed`] |
-//! | 401 | `invalid_signature`, `unknown_kid`, `unsupported_algorithm`, `unsupported_crit`, `missing_kid`, `wrong_token_kind`, `stale_event`, `future_event`, `invalid_timestamp`, `token_expired`, `token_not_yet_valid` | [`Outcome::Rejected`] |
-//! | 405 | `method_not_allowed` (with `Allow: POST`) | [`Outcome::MethodNotAllowed`] |
-//! | 408 | `body_timeout` (with `Connection: close`) | [`Outcome::BodyTimeout`] |
-//! | 409 | `in_progress` | [`Outcome::InProgress`] |
-//! | 413 | `payload_too_large` | [`Outcome::PayloadTooLarge`] |
-//! | 500 | `handler_failed` | [`Outcome::HandlerFailed`] |
-//! | 500 | `unparseable_event` | [`Outcome::UnparseableEvent`] |
-//! | 503 | `jwks_unavailable`, `kid_refetch_throttled` (with `Retry-After`) | [`Outcome::Rejected`] |
-//! | 503 | `store_unavailable`, `too_many_deliveries` (with `Retry-After`) | [`Outcome::StoreUnavailable`], [`Outcome::TooManyDeliveries`] |
 
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
@@ -26,7 +9,27 @@ use crate::verify::VerifyError;
 const RETRY_AFTER_SECS: u64 = 5;
 
 /// What happened to one delivery. Its [`status`](Outcome::status) and [`code`](Outcome::code)
-/// are the answer (see the table in this module's documentation).
+/// are the answer — the one status table, for every adapter:
+///
+/// | status | body | outcome |
+/// |---|---|---|
+/// | 200 | `{"status":"handled"}` | [`Outcome::Handled`] |
+/// | 200 | `{"status":"duplicate"}` | [`Outcome::Duplicate`] |
+/// | 200 | `{"status":"ignored"}` | [`Outcome::Ignored`] |
+/// | 400 | `malformed_token`, `invalid_claims`, `invalid_event_id` | [`Outcome::Rejected`] |
+/// | 400 | `invalid_webhook_id`, `body_read_failed` | [`Outcome::InvalidWebhookId`], [`Outcome::BodyReadFailed`] |
+/// | 401 | `invalid_signature`, `unknown_kid`, `unsupported_algorithm`, `unsupported_crit`, `missing_kid`, `wrong_token_kind`, `stale_event`, `future_event`, `invalid_timestamp`, `token_expired`, `token_not_yet_valid` | [`Outcome::Rejected`] |
+/// | 405 | `method_not_allowed` (with `Allow: POST`) | [`Outcome::MethodNotAllowed`] |
+/// | 408 | `body_timeout` (with `Connection: close`) | [`Outcome::BodyTimeout`] |
+/// | 409 | `in_progress` | [`Outcome::InProgress`] |
+/// | 413 | `payload_too_large` | [`Outcome::PayloadTooLarge`] |
+/// | 500 | `handler_failed` | [`Outcome::HandlerFailed`] |
+/// | 500 | `unparseable_event` | [`Outcome::UnparseableEvent`] |
+/// | 503 | `jwks_unavailable`, `kid_refetch_throttled` (with `Retry-After`) | [`Outcome::Rejected`] |
+/// | 503 | `store_unavailable`, `too_many_deliveries` (with `Retry-After`) | [`Outcome::StoreUnavailable`], [`Outcome::TooManyDeliveries`] |
+///
+/// Error bodies are `{"error":"<code>"}`, success bodies `{"status":"<code>"}`, never internal
+/// details. Kinde counts only 200 as delivered and retries anything else for ~36 hours.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Outcome {
