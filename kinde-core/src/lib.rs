@@ -52,6 +52,8 @@ pub use receiver::{
     ConfigError, Outcome, WebhookResponse, Webhooks, WebhooksBuilder, DEFAULT_BODY_LIMIT,
     DEFAULT_PATH, MAX_WEBHOOK_ID_LEN,
 };
+#[cfg(feature = "durable")]
+pub use store::{FileStore, FileStoreConfig};
 pub use store::{IdempotencyStore, MemoryStore, MemoryStoreConfig};
 #[cfg(feature = "redis")]
 pub use store::{RedisStore, RedisStoreConfig};
