@@ -1,6 +1,7 @@
 //! The durable store's costs on this machine's disk: the fsync it waits for, a completion's
 //! latency, claims and deliveries per second (one at a time and 64 concurrent), the file's
-//! size per entry, and how long opening takes.
+//! size per entry, and how long opening takes: after a clean close, and after a crash (a
+//! child process fills a file and aborts; opening it then repairs it).
 //!
 //! Run: `cargo bench -p kinde-core --features durable --bench store_file`. Writes a temporary
 //! file under the system temp dir (`TMPDIR`); set it to the disk you mean to measure.
@@ -34,14 +35,44 @@ async fn claim(s: &FileStore, id: &str) -> kinde_core::store::ClaimToken {
     }
 }
 
+/// Fills `store` with `target` handled entries, 64 deliveries at a time.
+fn fill(rt: &tokio::runtime::Runtime, store: &Arc<FileStore>, target: usize) {
+    let have = store.len().unwrap();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for w in 0..64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in (have + w..target).step_by(64) {
+                    let id = format!("fill_{i:032x}");
+                    let token = claim(&store, &id).await;
+                    store.complete(&id, &token, TTL).await.unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+}
+
+const CHILD: &str = "KINDE_STORE_FILE_BENCH_CHILD";
+const ENTRIES: usize = 200_000;
+
 fn main() {
-    let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-
+    if let Ok(path) = std::env::var(CHILD) {
+        // The crashing child: fill, then die without closing anything.
+        let store =
+            Arc::new(FileStore::new(FileStoreConfig::new(path).capacity(10_000_000)).unwrap());
+        fill(&rt, &store, ENTRIES);
+        std::process::abort();
+    }
+    let dir = tempfile::tempdir().unwrap();
     // The disk: 4 KiB written and fdatasync'ed, as a baseline for everything below.
     let mut f = std::fs::File::create(dir.path().join("fsync-probe")).unwrap();
     let samples = (0..200)
@@ -114,25 +145,8 @@ fn main() {
         }
     });
 
-    // Fill to 200 000 entries, then look at the file and time a reopen.
-    let target = 200_000usize;
-    let have = store.len().unwrap();
-    rt.block_on(async {
-        let mut tasks = Vec::new();
-        for w in 0..64 {
-            let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                for i in (have + w..target).step_by(64) {
-                    let id = format!("fill_{i:032x}");
-                    let token = claim(&store, &id).await;
-                    store.complete(&id, &token, TTL).await.unwrap();
-                }
-            }));
-        }
-        for task in tasks {
-            task.await.unwrap();
-        }
-    });
+    // Fill, then look at the file and time a reopen.
+    fill(&rt, &store, ENTRIES);
     let entries = store.len().unwrap();
     let t = Instant::now();
     drop(Arc::into_inner(store).expect("one handle"));
@@ -151,4 +165,19 @@ fn main() {
         t.elapsed().as_secs_f64() * 1e3
     );
     drop(store);
+
+    let crashed = dir.path().join("crashed.redb");
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, &crashed)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child crashes");
+    let t = Instant::now();
+    let store = FileStore::open(&crashed).unwrap();
+    println!(
+        "reopen after a crash with {} entries (repair): {:.1} ms",
+        store.len().unwrap(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
 }

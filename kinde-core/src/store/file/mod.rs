@@ -98,7 +98,15 @@ const TOKEN_PREFIX: &str = "file:";
 /// an in-progress claim, and a warning is logged (at most once a minute); a store holding only
 /// in-progress claims answers [`StoreError::Full`] (503, Kinde retries). Expired entries are
 /// removed a few at a time with every write, and all of them when the file is opened. The
-/// file keeps the space it grew to and reuses it; one entry costs about 200 bytes of file.
+/// file keeps the space it grew to and reuses it; one entry costs about 220 bytes of file
+/// (200 000 entries: 43 MiB).
+///
+/// # Failures
+///
+/// A write that fails (a full disk, an I/O error) fails its operations with
+/// [`StoreError::Unavailable`]: deliveries get 503 and Kinde retries, nothing is lost. redb
+/// then refuses every later write to the file until it is opened again, so the store keeps
+/// answering 503 until the receiver restarts (after the disk has room again).
 ///
 /// # Threads and the runtime
 ///
@@ -106,7 +114,14 @@ const TOKEN_PREFIX: &str = "file:";
 /// transaction (group commit): concurrent completions share one fsync. Operations only await
 /// a channel, so they never block a tokio worker; [`FileStore::open`] and dropping the store
 /// (which waits for the writer to close the file) do block, briefly, and belong at start-up
-/// and shutdown. Needs no runtime to open; operations need one only to be awaited.
+/// and shutdown. Needs no runtime to open; operations need one only to be awaited. A claim
+/// whose caller stops waiting before its answer (a client hanging up) is dropped again, so it
+/// does not hold up Kinde's retry.
+///
+/// Measured on a 2-core VM (`cargo bench -p kinde-core --features durable --bench
+/// store_file`): a fsynced completion in 0.2–0.4 ms (p50) where the disk's fdatasync takes
+/// 0.15–0.5 ms; 14 000 claims/s one at a time; 8 000–41 000 deliveries/s (claim + fsynced
+/// completion) with 64 concurrent; opening 200 000 entries after a crash (repair) in 0.13 s.
 ///
 /// [redb]: https://docs.rs/redb
 pub struct FileStore {

@@ -232,3 +232,46 @@ pub(super) fn wall_ms(clock: &dyn Clock) -> u64 {
     let nanos = clock.now().unix_timestamp_nanos() / 1_000_000;
     u64::try_from(nanos).unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+
+    fn claim(id: &str) -> (Request, oneshot::Receiver<Result<Claim, StoreError>>) {
+        let (reply, answer) = Reply::channel();
+        let id = id.to_owned();
+        (
+            Request::Claim {
+                id,
+                ttl: 60_000,
+                reply,
+            },
+            answer,
+        )
+    }
+
+    #[test]
+    fn a_claim_whose_caller_went_away_is_dropped_not_left_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Database::create(dir.path().join("s.redb")).unwrap());
+        let mut writer = Writer::new(db, Arc::new(SystemClock), 100);
+        let (gone, answer) = claim("gone");
+        drop(answer);
+        let (kept, mut kept_answer) = claim("kept");
+        writer.serve(&mut vec![gone, kept]);
+        assert!(matches!(
+            kept_answer.try_recv(),
+            Ok(Ok(Claim::StartProcessing(_)))
+        ));
+        // The abandoned claim was released; the answered one holds.
+        let (gone, mut gone_answer) = claim("gone");
+        let (kept, mut kept_answer) = claim("kept");
+        writer.serve(&mut vec![gone, kept]);
+        assert!(matches!(
+            gone_answer.try_recv(),
+            Ok(Ok(Claim::StartProcessing(_)))
+        ));
+        assert!(matches!(kept_answer.try_recv(), Ok(Ok(Claim::InProgress))));
+    }
+}
