@@ -118,10 +118,11 @@ const TOKEN_PREFIX: &str = "file:";
 /// whose caller stops waiting before its answer (a client hanging up) is dropped again, so it
 /// does not hold up Kinde's retry.
 ///
-/// Measured on a 2-core VM (`cargo bench -p kinde-core --features durable --bench
-/// store_file`): a fsynced completion in 0.2–0.4 ms (p50) where the disk's fdatasync takes
-/// 0.15–0.5 ms; 14 000 claims/s one at a time; 8 000–41 000 deliveries/s (claim + fsynced
-/// completion) with 64 concurrent; opening 200 000 entries after a crash (repair) in 0.13 s.
+/// Measured (`cargo bench -p kinde-core --features durable --bench store_file`, a shared 2-core
+/// VM whose 4 KiB fdatasync took 0.15–4 ms p50 depending on load): a completion costs about
+/// one fdatasync (0.2–3.6 ms p50), a claim 0.05–0.1 ms; 64 concurrent deliveries (claim +
+/// fsynced completion each) ran at 4 500–41 000 per second; opening a file of 200 000 entries
+/// after a crash (repair included) took 60–135 ms.
 ///
 /// [redb]: https://docs.rs/redb
 pub struct FileStore {
