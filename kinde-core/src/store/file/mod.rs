@@ -57,7 +57,7 @@ const TOKEN_PREFIX: &str = "file:";
 /// # What is on disk, and when
 ///
 /// The protocol is the one of [`MemoryStore`](super::MemoryStore) and
-/// [`RedisStore`](super::RedisStore): a claim with a random token, then a completion or a
+/// `RedisStore` (feature `redis`): a claim with a random token, then a completion or a
 /// release fenced by that token. Deadlines are **wall-clock** milliseconds since the Unix epoch,
 /// stored in the file, so they keep running while the process is down.
 ///
@@ -87,7 +87,7 @@ const TOKEN_PREFIX: &str = "file:";
 /// [`FileStoreError::Locked`] at once: no wait, no corruption. The lock goes when the
 /// `FileStore` is dropped or its process ends (also at a crash). On a file system without
 /// advisory locks nothing stops a second process: keep the file on a local disk. Several
-/// receivers behind a load balancer need a shared store ([`RedisStore`](super::RedisStore)).
+/// receivers behind a load balancer need a shared store (`RedisStore` (feature `redis`)).
 ///
 /// # Size and expiry
 ///
