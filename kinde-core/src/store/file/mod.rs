@@ -87,7 +87,7 @@ const TOKEN_PREFIX: &str = "file:";
 /// [`FileStoreError::Locked`] at once: no wait, no corruption. The lock goes when the
 /// `FileStore` is dropped or its process ends (also at a crash). On a file system without
 /// advisory locks nothing stops a second process: keep the file on a local disk. Several
-/// receivers behind a load balancer need a shared store (`RedisStore` (feature `redis`)).
+/// receivers behind a load balancer need a shared store: `RedisStore` (feature `redis`).
 ///
 /// # Size and expiry
 ///
