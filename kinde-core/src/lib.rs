@@ -51,6 +51,8 @@ mod webhooks;
 pub use clock::{Clock, SystemClock};
 pub use event::{Event, EventId, EventMeta, EventPayload, KindeEvent};
 pub use handler::{BoxError, State};
+#[cfg(feature = "durable")]
+pub use store::{FileStore, FileStoreConfig};
 pub use store::{IdempotencyStore, MemoryStore, MemoryStoreConfig};
 #[cfg(feature = "redis")]
 pub use store::{RedisStore, RedisStoreConfig};

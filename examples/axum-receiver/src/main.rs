@@ -1,7 +1,9 @@
 //! The axum receiver: `cargo run --release -p axum-receiver`.
 //!
 //! Env: `KINDE_DOMAIN` (required), `KINDE_JWKS_URL`, `BIND` (default `127.0.0.1:3000`),
-//! `WEBHOOK_PATH` (default `/kinde/webhook`), `REDIS_URL`. Stdout carries exactly one line per
+//! `WEBHOOK_PATH` (default `/kinde/webhook`), and the idempotency store: `REDIS_URL` (shared by
+//! several receivers) or `KINDE_STORE_PATH` (a file that survives restarts, one receiver per
+//! file; both set is an error), in memory when neither is set. Stdout carries exactly one line per
 //! handler invocation, `handled <type> <event_id>`; logs go to stderr. It starts while the issuer
 //! is unreachable (deliveries get 503 until the keys can be fetched) and stops gracefully on
 //! SIGINT or SIGTERM.

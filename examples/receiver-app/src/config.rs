@@ -1,6 +1,10 @@
 //! Configuration from environment variables.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kinde_core::store::{FileStore, IdempotencyStore, RedisStore, RedisStoreConfig};
 
 /// A setting that is missing or invalid; the message names the variable and says why.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +20,18 @@ pub enum ConfigError {
         name: &'static str,
         /// Why.
         why: String,
+    },
+    /// Two variables that exclude each other are both set.
+    #[error("{0} and {1} are both set: choose one idempotency store (unset one of them)")]
+    Conflict(&'static str, &'static str),
+    /// The store a variable names cannot be opened (already in use, not a store file, ...).
+    #[error("{name}: {source}")]
+    Store {
+        /// The variable.
+        name: &'static str,
+        /// Why.
+        #[source]
+        source: kinde_core::store::FileStoreError,
     },
     /// The receiver could not be built from otherwise valid settings.
     #[error("cannot build the receiver: {0}")]
@@ -35,8 +51,12 @@ pub struct Config {
     /// `WEBHOOK_PATH`: the intercepted path (default `/kinde/webhook`).
     pub webhook_path: String,
     /// `REDIS_URL`: one `redis://host:port` (a single server) or a comma-separated list (a
-    /// cluster); the in-memory store when unset.
+    /// cluster). With neither this nor `KINDE_STORE_PATH`, the in-memory store.
     pub redis_url: Option<String>,
+    /// `KINDE_STORE_PATH`: the file of the durable store (created if missing; its directory must
+    /// exist), which keeps handled events across restarts. One receiver process per file.
+    /// Excludes `REDIS_URL`.
+    pub store_path: Option<PathBuf>,
 }
 
 impl Config {
@@ -90,22 +110,34 @@ impl Config {
                 }
             }
         }
+        let store_path = get("KINDE_STORE_PATH").map(PathBuf::from);
+        if store_path.is_some() && redis_url.is_some() {
+            return Err(ConfigError::Conflict("KINDE_STORE_PATH", "REDIS_URL"));
+        }
         Ok(Self {
             kinde_domain,
             jwks_url,
             bind,
             webhook_path,
             redis_url,
+            store_path,
         })
     }
 }
 
-/// The store `REDIS_URL` asks for, if any: one URL is a single server, a comma-separated list
-/// a cluster. Nothing connects here: a receiver starts while Redis is down and answers 503 until
-/// it is reachable.
-pub(crate) fn redis_store(
-    config: &Config,
-) -> Result<Option<kinde_core::store::RedisStore>, ConfigError> {
+/// The store the configuration asks for: the file store for `KINDE_STORE_PATH` (opened here,
+/// so a file held by another process is a start-up error), Redis for `REDIS_URL` (one URL is a
+/// single server, a comma-separated list a cluster; nothing connects here: a receiver starts
+/// while Redis is down and answers 503 until it is reachable), or `None` for the in-memory
+/// store.
+pub(crate) fn store(config: &Config) -> Result<Option<Arc<dyn IdempotencyStore>>, ConfigError> {
+    if let Some(path) = &config.store_path {
+        let store = FileStore::open(path).map_err(|source| ConfigError::Store {
+            name: "KINDE_STORE_PATH",
+            source,
+        })?;
+        return Ok(Some(Arc::new(store)));
+    }
     let Some(urls) = &config.redis_url else {
         return Ok(None);
     };
@@ -114,12 +146,12 @@ pub(crate) fn redis_store(
         .map(str::trim)
         .filter(|u| !u.is_empty())
         .collect();
-    kinde_core::store::RedisStore::new(kinde_core::store::RedisStoreConfig::from_urls(urls))
-        .map(Some)
-        .map_err(|e| ConfigError::Invalid {
+    let store =
+        RedisStore::new(RedisStoreConfig::from_urls(urls)).map_err(|e| ConfigError::Invalid {
             name: "REDIS_URL",
             why: e.to_string(),
-        })
+        })?;
+    Ok(Some(Arc::new(store)))
 }
 
 #[cfg(test)]
@@ -141,6 +173,68 @@ mod tests {
         assert_eq!(c.bind.to_string(), "127.0.0.1:3000");
         assert_eq!(c.webhook_path, "/kinde/webhook");
         assert_eq!(c.redis_url, None);
+        assert_eq!(c.store_path, None);
+        assert!(store(&c).unwrap().is_none(), "the memory store");
+    }
+
+    #[test]
+    fn kinde_store_path_opens_the_file_store_one_process_per_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kinde.redb");
+        let path_str = path.to_str().unwrap();
+        let c = cfg(&[
+            ("KINDE_DOMAIN", "acme.kinde.com"),
+            ("KINDE_STORE_PATH", path_str),
+        ])
+        .unwrap();
+        assert_eq!(c.store_path.as_deref(), Some(path.as_path()));
+        let held = store(&c).unwrap().expect("the file store");
+        assert!(path.exists());
+        // A second store on the same file (another receiver) is refused, naming the variable.
+        let err = store(&c).err().expect("refused").to_string();
+        assert!(err.starts_with("KINDE_STORE_PATH: "), "{err}");
+        assert!(
+            err.contains(path_str) && err.contains("already open"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+        drop(held);
+        assert!(
+            store(&c).unwrap().is_some(),
+            "free again once the first is gone"
+        );
+        // A directory that does not exist.
+        let c = cfg(&[
+            ("KINDE_DOMAIN", "acme.kinde.com"),
+            ("KINDE_STORE_PATH", "/nonexistent-dir/kinde.redb"),
+        ])
+        .unwrap();
+        let err = store(&c).err().expect("refused").to_string();
+        assert!(err.starts_with("KINDE_STORE_PATH: "), "{err}");
+    }
+
+    #[test]
+    fn kinde_store_path_with_redis_url_names_both() {
+        let err = cfg(&[
+            ("KINDE_DOMAIN", "acme.kinde.com"),
+            ("KINDE_STORE_PATH", "/var/lib/kinde.redb"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("KINDE_STORE_PATH") && err.contains("REDIS_URL"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'));
+        // Empty counts as unset.
+        let c = cfg(&[
+            ("KINDE_DOMAIN", "acme.kinde.com"),
+            ("KINDE_STORE_PATH", " "),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+        ])
+        .unwrap();
+        assert_eq!(c.store_path, None);
     }
 
     #[test]

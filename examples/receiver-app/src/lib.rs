@@ -1,7 +1,9 @@
 //! The receiver application behind `axum-receiver`, `actix-receiver` and the demo.
 //!
 //! - [`Config::from_env`]: `KINDE_DOMAIN` (required), `KINDE_JWKS_URL`, `BIND`, `WEBHOOK_PATH`,
-//!   `REDIS_URL`, each validated with a one-line error naming the variable.
+//!   `REDIS_URL` or `KINDE_STORE_PATH` (the idempotency store: Redis, or the durable file store;
+//!   neither means in memory; both is an error), each validated with a one-line error naming the
+//!   variable.
 //! - [`build_webhooks`]: typed handlers for `user.created`, `user.updated`, `user.deleted`,
 //!   `organization.created` and a fallback for every other type; each invocation reports
 //!   `handled <type> <event_id>` to a [`HandledSink`] (stdout in the receivers).
@@ -44,7 +46,7 @@ pub fn build_webhooks(config: &Config, sink: HandledSink) -> Result<Webhooks, Co
     if let Some(url) = &config.jwks_url {
         builder = builder.jwks_url(url.as_str());
     }
-    if let Some(store) = config::redis_store(config)? {
+    if let Some(store) = config::store(config)? {
         builder = builder.store(store);
     }
     builder

@@ -3,10 +3,14 @@
 //! Every operation touches one key and carries a fencing token, so a late completion by a
 //! receiver whose claim already expired (and was taken over) changes nothing.
 
+#[cfg(feature = "durable")]
+mod file;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis_store;
 
+#[cfg(feature = "durable")]
+pub use file::{FileStore, FileStoreConfig, FileStoreError};
 pub use memory::{MemoryStore, MemoryStoreConfig};
 #[cfg(feature = "redis")]
 pub use redis_store::{FailMode, RedisConfigError, RedisStore, RedisStoreConfig};

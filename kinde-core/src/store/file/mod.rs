@@ -1,0 +1,362 @@
+//! The durable store (feature `durable`): one embedded database file that survives restarts.
+
+mod config;
+mod tables;
+mod writer;
+
+pub use config::{FileStoreConfig, FileStoreError};
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redb::{
+    Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle,
+};
+use tokio::sync::mpsc;
+
+use self::tables::{Tables, EVENTS, META, SCHEMA_KEY, SCHEMA_VERSION};
+use self::writer::{Reply, Request, Writer};
+use super::{Claim, ClaimToken, Fenced, IdempotencyStore, StoreError};
+use crate::verify::is_valid_id;
+
+/// Memory the database may use to cache pages of the file.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// Requests queued for the writer before senders wait (asynchronously) for room.
+const QUEUE: usize = 4096;
+/// The prefix of this store's claim tokens.
+const TOKEN_PREFIX: &str = "file:";
+
+/// An [`IdempotencyStore`] in one local file that survives restarts: "never twice" across a
+/// redeploy or a crash for a single receiver process, without Redis. Embedded ([redb], pure
+/// Rust); nothing to run beside the receiver.
+///
+/// ```no_run
+/// use kinde_core::store::{FileStore, FileStoreConfig};
+/// use kinde_core::{Event, Webhooks, event::UserCreated};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // At start-up, before serving: opening may repair the file after a crash.
+/// let store = FileStore::new(
+///     FileStoreConfig::new("/var/lib/acme/kinde-webhooks.redb").capacity(2_000_000),
+/// )?;
+/// // Or with the defaults: FileStore::open("/var/lib/acme/kinde-webhooks.redb")?
+/// let webhooks = Webhooks::builder()
+///     .issuer("https://acme.kinde.com")
+///     .store(store)
+///     .on(|e: Event<UserCreated>| async move {
+///         println!("new user {}", e.data.user.id);
+///         Ok::<_, std::io::Error>(())
+///     })
+///     .build()?;
+/// # let _ = webhooks; Ok(()) }
+/// ```
+///
+/// # What is on disk, and when
+///
+/// The protocol is the one of [`MemoryStore`](super::MemoryStore) and
+/// `RedisStore` (feature `redis`): a claim with a random token, then a completion or a
+/// release fenced by that token. Deadlines are **wall-clock** milliseconds since the Unix epoch,
+/// stored in the file, so they keep running while the process is down.
+///
+/// - **A completion is durable before [`complete`](IdempotencyStore::complete) returns**: its
+///   transaction is committed with an fsync, so the delivery's 200 is sent only once the
+///   "handled" record is on disk. A crash after that never lets the event run again (until the
+///   done TTL ends).
+/// - **Claims and releases are not fsynced.** They reach the disk with the next fsynced commit
+///   (any completion's, or at most about a second later under a steady flow of claims), or at a
+///   clean shutdown. At a crash (`kill -9`, power loss), an unfinished claim is therefore in one
+///   of two states, both safe: it reached the disk, and after the restart deliveries of its
+///   event answer `409 in_progress` until the claim's processing TTL has passed on the wall
+///   clock, then run the handler; or it did not, and the event is simply new after the restart.
+///   A handler that ran to the end but whose completion had not been committed at the crash
+///   runs again on Kinde's retry (at-least-once for that window: keep handlers idempotent).
+/// - A release lost at a crash leaves its claim to expire after the processing TTL.
+/// - Opening the file after a crash repairs it (redb verifies its checksums and rebuilds its
+///   free-page state): the last fsynced commit and everything before it are intact.
+///
+/// A clock stepped backwards lengthens every stored deadline by the step, and one stepped
+/// forwards shortens them (NTP's slewing is harmless).
+///
+/// # One process per file
+///
+/// The file is locked (an exclusive advisory lock) while a `FileStore` has it open. A second
+/// opener — another process, or a second `FileStore` in this process — gets
+/// [`FileStoreError::Locked`] at once: no wait, no corruption. The lock goes when the
+/// `FileStore` is dropped or its process ends (also at a crash). On a file system without
+/// advisory locks nothing stops a second process: keep the file on a local disk. Several
+/// receivers behind a load balancer need a shared store: `RedisStore` (feature `redis`).
+///
+/// # Size and expiry
+///
+/// Handled entries go after the done TTL, claims after the processing TTL (a claim left by a
+/// crash goes too, even if its event never comes back). At most
+/// [`capacity`](FileStoreConfig::capacity) entries are kept: at capacity each new claim evicts
+/// the handled entry whose done TTL ends first (the oldest handled, with one done TTL), never
+/// an in-progress claim, and a warning is logged (at most once a minute); a store holding only
+/// in-progress claims answers [`StoreError::Full`] (503, Kinde retries). Expired entries are
+/// removed a few at a time with every write, and all of them when the file is opened. The
+/// file keeps the space it grew to and reuses it; one entry costs about 220 bytes of file
+/// (200 000 entries: 43 MiB).
+///
+/// # Failures
+///
+/// A write that fails (a full disk, an I/O error) fails its operations with
+/// [`StoreError::Unavailable`]: deliveries get 503 and Kinde retries, nothing is lost. redb
+/// then refuses every later write to the file until it is opened again, so the store keeps
+/// answering 503 until the receiver restarts (after the disk has room again).
+///
+/// # Threads and the runtime
+///
+/// Every operation goes to one writer thread that applies all queued operations in one
+/// transaction (group commit): concurrent completions share one fsync. Operations only await
+/// a channel, so they never block a tokio worker; [`FileStore::open`] and dropping the store
+/// (which waits for the writer to close the file) do block, briefly, and belong at start-up
+/// and shutdown. Needs no runtime to open; operations need one only to be awaited. A claim
+/// whose caller stops waiting before its answer (a client hanging up) is dropped again, so it
+/// does not hold up Kinde's retry.
+///
+/// Measured (`cargo bench -p kinde-core --features durable --bench store_file`, a shared 2-core
+/// VM whose 4 KiB fdatasync took 0.15–4 ms p50 depending on load): a completion costs about
+/// one fdatasync (0.2–3.6 ms p50), a claim 0.05–0.1 ms; 64 concurrent deliveries (claim +
+/// fsynced completion each) ran at 4 500–41 000 per second; opening a file of 200 000 entries
+/// after a crash (repair included) took 60–135 ms.
+///
+/// [redb]: https://docs.rs/redb
+pub struct FileStore {
+    requests: Option<mpsc::Sender<Request>>,
+    writer: Option<JoinHandle<()>>,
+    db: Arc<Database>,
+    path: PathBuf,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("path", &self.path)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileStore {
+    /// Opens (or creates) the store in the file at `path`, with the default settings.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, FileStoreError> {
+        Self::new(FileStoreConfig::new(path))
+    }
+
+    /// Opens (or creates) the store `config` describes: locks the file, repairs it after a
+    /// crash, checks that it is a store of this schema, and removes the entries that expired
+    /// while it was closed. Blocking: call it at start-up.
+    pub fn new(config: FileStoreConfig) -> Result<Self, FileStoreError> {
+        let path = config.path.clone();
+        let open_error = |source: redb::Error| FileStoreError::Open {
+            path: path.clone(),
+            source: Box::new(source),
+        };
+        let db = match Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+        {
+            Ok(db) => db,
+            Err(DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(FileStoreError::Locked { path: path.clone() })
+            }
+            Err(e) => return Err(open_error(e.into())),
+        };
+        let capacity = config.capacity.max(1);
+        let now = writer::wall_ms(config.clock.as_ref());
+        prepare(&db, now, capacity as u64, &path).map_err(|e| match e {
+            Prepare::Incompatible(why) => FileStoreError::Incompatible {
+                path: path.clone(),
+                why,
+            },
+            Prepare::Db(e) => open_error(e),
+        })?;
+        let db = Arc::new(db);
+        let (requests, queue) = mpsc::channel(QUEUE);
+        let writer = Writer::new(db.clone(), config.clock, capacity as u64);
+        let writer = std::thread::Builder::new()
+            .name("kinde-file-store".into())
+            .spawn(move || writer.run(queue))
+            .map_err(|e| FileStoreError::Open {
+                path: path.clone(),
+                source: Box::new(e),
+            })?;
+        Ok(Self {
+            requests: Some(requests),
+            writer: Some(writer),
+            db,
+            path,
+            capacity,
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The size bound.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Entries currently held (in progress and handled, expired ones not yet purged included).
+    /// A short read transaction on the calling thread.
+    pub fn len(&self) -> Result<usize, StoreError> {
+        let read = || -> Result<u64, redb::Error> {
+            let txn = self.db.begin_read()?;
+            match txn.open_table(EVENTS) {
+                Ok(t) => Ok(t.len()?),
+                Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+                Err(e) => Err(e.into()),
+            }
+        };
+        read()
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))
+    }
+
+    /// Whether the store holds nothing.
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Queues a request for the writer and awaits its answer.
+    async fn request<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
+        let stopped = || StoreError::Unavailable("the file store's writer thread stopped".into());
+        let requests = self.requests.as_ref().ok_or_else(stopped)?;
+        let (reply, answer) = Reply::channel();
+        requests.send(request(reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+impl Drop for FileStore {
+    fn drop(&mut self) {
+        // The writer ends once its queue is closed and drained; the file closes (and unlocks)
+        // when the last handle to the database goes, right after.
+        drop(self.requests.take());
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                tracing::error!("the file store's writer thread panicked");
+            }
+        }
+    }
+}
+
+enum Prepare {
+    Incompatible(String),
+    Db(redb::Error),
+}
+
+impl<E: Into<redb::Error>> From<E> for Prepare {
+    fn from(e: E) -> Self {
+        Prepare::Db(e.into())
+    }
+}
+
+/// Checks (or writes) the schema version, removes what expired while the file was closed and
+/// trims to `capacity`, in one fsynced transaction.
+fn prepare(db: &Database, now: u64, capacity: u64, path: &Path) -> Result<(), Prepare> {
+    let txn = db.begin_write()?;
+    {
+        let mut meta = txn.open_table(META)?;
+        let version = meta.get(SCHEMA_KEY)?.map(|v| v.value());
+        match version {
+            Some(SCHEMA_VERSION) => {}
+            Some(v) => {
+                return Err(Prepare::Incompatible(format!(
+                    "the store file has schema version {v}; this kinde-core reads version {SCHEMA_VERSION}"
+                )))
+            }
+            None => {
+                let foreign = txn
+                    .list_tables()?
+                    .map(|t| t.name().to_owned())
+                    .find(|name| name != META.name());
+                if let Some(name) = foreign {
+                    return Err(Prepare::Incompatible(format!(
+                        "not a kinde-webhooks store file (it holds a table `{name}` and no schema \
+                         version); refusing to change it"
+                    )));
+                }
+                meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
+            }
+        }
+        let mut tables = Tables::open(&txn)?;
+        let purged = tables.purge_expired(now, usize::MAX)?;
+        tables.trim_to(capacity)?;
+        tracing::debug!(path = %path.display(), purged, entries = tables.len()?, "file store opened");
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn token_string(token: u64) -> ClaimToken {
+    ClaimToken::from_string(format!("{TOKEN_PREFIX}{token}"))
+}
+
+fn token_of(token: &ClaimToken) -> Option<u64> {
+    token
+        .as_str()
+        .strip_prefix(TOKEN_PREFIX)?
+        .parse()
+        .ok()
+        .filter(|&t| t != 0)
+}
+
+fn checked(event_id: &str) -> Result<String, StoreError> {
+    if is_valid_id(event_id.as_bytes()) {
+        Ok(event_id.to_owned())
+    } else {
+        Err(StoreError::InvalidKey)
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for FileStore {
+    async fn claim(&self, event_id: &str, processing_ttl: Duration) -> Result<Claim, StoreError> {
+        let id = checked(event_id)?;
+        let ttl = millis(processing_ttl);
+        self.request(|reply| Request::Claim { id, ttl, reply })
+            .await
+    }
+
+    async fn complete(
+        &self,
+        event_id: &str,
+        token: &ClaimToken,
+        done_ttl: Duration,
+    ) -> Result<Fenced, StoreError> {
+        let id = checked(event_id)?;
+        let Some(token) = token_of(token) else {
+            return Ok(Fenced::Superseded);
+        };
+        let ttl = millis(done_ttl);
+        self.request(|reply| Request::Complete {
+            id,
+            token,
+            ttl,
+            reply,
+        })
+        .await
+    }
+
+    async fn release(&self, event_id: &str, token: &ClaimToken) -> Result<Fenced, StoreError> {
+        let id = checked(event_id)?;
+        let Some(token) = token_of(token) else {
+            return Ok(Fenced::Superseded);
+        };
+        self.request(|reply| Request::Release { id, token, reply })
+            .await
+    }
+}
