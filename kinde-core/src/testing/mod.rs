@@ -22,9 +22,11 @@
 //! ```
 
 mod keys;
+mod mount;
 mod server;
 
 pub use keys::TestKey;
+pub use mount::{MountError, MountProbe, PROBE_BODY, PROBE_TIMEOUT, PROBE_WEBHOOK_ID};
 pub use server::{JwksServer, ServerBehaviour};
 
 use std::sync::{Arc, Mutex, RwLock};
