@@ -53,7 +53,7 @@
 //!
 //! A misplaced mounting fails silently: the app's own 404 answers every delivery. With the
 //! `testing` feature, one line in the app's tests catches it:
-//! `kinde_actix::testing::assert_mounted(app, "/kinde/webhook").await` (see [`testing`]).
+//! `kinde_actix::testing::assert_mounted(app, "/kinde/webhook").await` (the `testing` module).
 //!
 //! # Path semantics
 //!

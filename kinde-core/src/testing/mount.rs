@@ -152,7 +152,7 @@ impl MountProbe {
     ) -> Result<T, MountError> {
         match tokio::time::timeout(PROBE_TIMEOUT, answer).await {
             Ok(Ok(t)) => Ok(t),
-            Ok(Err(e)) => Err(self.no_answer(format_args!("the app's service failed: {e}"))),
+            Ok(Err(e)) => Err(self.no_answer(format_args!("the app failed to answer: {e}"))),
             Err(_) => Err(self.no_answer(format_args!(
                 "no answer within {} s",
                 PROBE_TIMEOUT.as_secs()
@@ -167,26 +167,23 @@ impl MountProbe {
         let (status, headers, body) = self
             .within(exchange_http1(addr, self.request()))
             .await
-            .map_err(|e| match e.what {
+            .map_err(|e| match &e.0.what {
                 What::NoAnswer(why) => self.no_answer(format_args!(
                     "no HTTP/1.1 answer from {addr}: {why}. Kinde POSTs over HTTP/1.1: a server \
                      that speaks only HTTP/2 (tonic's default) drops such connections — \
                      `Server::builder().accept_http1(true)` fixes it"
                 )),
-                answered => MountError {
-                    what: answered,
-                    ..e
-                },
+                What::Answered { .. } => e,
             })?;
         self.check(status, &headers, &body)
     }
 
     fn error(&self, what: What) -> MountError {
-        MountError {
+        MountError(Box::new(Failure {
             path: self.path.clone(),
             what,
             advice: self.advice.replace("<path>", &self.path),
-        }
+        }))
     }
 }
 
@@ -251,7 +248,10 @@ fn quote(body: &[u8]) -> String {
 /// and `Debug` too, so `.unwrap()` shows it) says what answered instead and how to fix the
 /// mounting.
 #[derive(Clone)]
-pub struct MountError {
+pub struct MountError(Box<Failure>);
+
+#[derive(Clone)]
+struct Failure {
     path: String,
     what: What,
     advice: String,
@@ -271,7 +271,7 @@ enum What {
 impl MountError {
     /// The status that answered the probe instead of kinde-webhooks (`None`: no answer at all).
     pub fn status(&self) -> Option<StatusCode> {
-        match &self.what {
+        match &self.0.what {
             What::Answered { status, .. } => Some(*status),
             What::NoAnswer(_) => None,
         }
@@ -280,13 +280,13 @@ impl MountError {
 
 impl fmt::Display for MountError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = &self.path;
+        let path = &self.0.path;
         write!(
             f,
             "kinde-webhooks is not mounted at POST {path}: the mount probe (a malformed token, \
              which kinde-webhooks answers `400 {{\"error\":\"malformed_token\"}}`) "
         )?;
-        match &self.what {
+        match &self.0.what {
             What::NoAnswer(why) => write!(f, "got no answer: {why}.")?,
             What::Answered {
                 status,
@@ -313,7 +313,7 @@ impl fmt::Display for MountError {
                 }
             }
         }
-        write!(f, "\n{}", self.advice)
+        write!(f, "\n{}", self.0.advice)
     }
 }
 

@@ -51,10 +51,13 @@ pub struct Expect {
     pub allow: Option<&'static str>,
 }
 
+/// Builds a case's request from its server (and what earlier cases remembered).
+pub type MakeRequest = Box<dyn Fn(&Server, &mut Memo) -> Req + Send + Sync>;
+
 pub struct Case {
     pub name: &'static str,
     pub before: &'static [Action],
-    pub request: Box<dyn Fn(&Server, &mut Memo) -> Req + Send + Sync>,
+    pub request: MakeRequest,
     pub expect: Expect,
 }
 
