@@ -11,7 +11,7 @@ use futures_util::future::LocalBoxFuture;
 use pin_project_lite::pin_project;
 
 pin_project! {
-    /// The response future of [`crate::KindeWebhooksMiddleware`].
+    /// The response future of the service made by [`crate::WebhookMiddleware`] (not exported).
     pub struct ResponseFuture<F> {
         #[pin]
         state: State<F>,

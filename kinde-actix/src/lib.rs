@@ -1,8 +1,12 @@
-//! An actix-web middleware that receives Kinde webhooks on one path of an app.
+//! Receive Kinde webhooks in actix-web apps.
 //!
-//! Requests to the configured path (exact match, default `/kinde/webhook`) are answered by
-//! [`kinde_core::Webhooks`]: verified, deduplicated and dispatched. Every other request goes to
-//! the app untouched, its payload neither read nor re-boxed.
+//! Two ways to mount kinde-core's [`Webhooks`] (verify, deduplicate, dispatch):
+//!
+//! - [`WebhookEndpoint`] — an actix-web handler with no path of its own. **The recommended
+//!   way**: the app's router decides the path, so scopes and `default_service` work as for any
+//!   route: `.service(web::resource("/kinde/webhook").to(WebhookEndpoint::new(webhooks)))`.
+//! - [`WebhookMiddleware`] — a `Transform` for `.wrap(..)` that intercepts [`Webhooks::path`]
+//!   in front of the whole app, whatever its routes.
 //!
 //! `HttpServer::new` runs its app factory once per worker thread. Build the [`Webhooks`] once,
 //! **before** the server, and clone it into each worker's app: it is an `Arc` inside, so every
@@ -12,7 +16,7 @@
 //!
 //! ```no_run
 //! use actix_web::{web, App, HttpServer};
-//! use kinde_actix::KindeWebhooks;
+//! use kinde_actix::WebhookEndpoint;
 //! use kinde_core::{Webhooks, event::{Event, UserCreated}};
 //!
 //! #[actix_web::main]
@@ -30,8 +34,8 @@
 //!
 //!     HttpServer::new(move || {
 //!         App::new()
-//!             .wrap(KindeWebhooks::new(webhooks.clone()))
 //!             .route("/health", web::get().to(|| async { "ok" }))
+//!             .service(web::resource("/kinde/webhook").to(WebhookEndpoint::new(webhooks.clone())))
 //!     })
 //!     .bind(("127.0.0.1", 3000))?
 //!     .run()
@@ -39,22 +43,65 @@
 //! }
 //! ```
 //!
-//! Only POST is accepted on the path (405 with `Allow: POST` otherwise). The payload is read
-//! chunk by chunk and refused with 413 as soon as it passes [`Webhooks::body_limit`]; a declared
+//! Only POST is accepted (405 with `Allow: POST` otherwise). The payload is read chunk by chunk
+//! and refused with 413 as soon as it passes [`Webhooks::body_limit`]; a declared
 //! `Content-Length` over the limit is refused before anything is read. Rejections (401, 405,
 //! 413, …) are responses, never service errors, and each status is chosen by kinde-core, so
 //! this adapter answers exactly like `kinde-tower`.
+//!
+//! # Prove the mounting
+//!
+//! A misplaced mounting fails silently: the app's own 404 answers every delivery. With the
+//! `testing` feature, one line in the app's tests catches it:
+//! `kinde_actix::testing::assert_mounted(app, "/kinde/webhook").await` (the `testing` module).
+//!
+//! # Path semantics
+//!
+//! One rule, in both mounting forms and in kinde-tower: **the path below the mount point,
+//! compared exactly**.
+//!
+//! - The endpoint is matched by the app's router, like any resource: inside
+//!   `web::scope("/hooks")` its resource is relative to `/hooks`.
+//! - The middleware compares the path below its mount point: the full request path on the
+//!   `App`; on a `web::scope(prefix)`, the path below the prefix.
+//!
+//! Exact means `/kinde/webhook/`, `//kinde/webhook`, `/kinde/./webhook`, percent-encoded
+//! spellings (`/kinde/%77ebhook`, which actix-web decodes for routing: the endpoint answers
+//! such a request `404`), `;params` and other cases (`/Kinde/Webhook`) are **not** the
+//! webhook's: the app answers them. The query string is not part of the path. If the URL
+//! registered in Kinde ends with a slash, mount that spelling too:
+//!
+//! ```
+//! # use actix_web::{web, App};
+//! # use kinde_actix::WebhookEndpoint;
+//! # let webhooks = kinde_core::Webhooks::builder().issuer("acme.kinde.com").build().unwrap();
+//! let endpoint = WebhookEndpoint::new(webhooks);
+//! let app = App::new()
+//!     .service(web::resource("/kinde/webhook").to(endpoint.clone()))
+//!     .service(web::resource("/kinde/webhook/").to(endpoint));
+//! ```
+//!
+//! Pitfalls: a resource registered **after** a `web::scope` whose prefix covers its path is
+//! never reached (the scope answers its own 404); `NormalizePath` in front of the endpoint
+//! rewrites `/kinde/webhook/` and `//kinde/webhook` to `/kinde/webhook` before routing, so those
+//! spellings then reach the webhook too (the token is still verified; that is the app's
+//! choice of path policy).
 //!
 //! actix-web 4 speaks `http` 0.2 while kinde-core speaks `http` 1.x: request headers and the
 //! response are converted byte for byte in one module.
 //!
 //! [`Webhooks`]: kinde_core::Webhooks
+//! [`Webhooks::path`]: kinde_core::Webhooks::path
 //! [`Webhooks::body_limit`]: kinde_core::Webhooks::body_limit
 
 mod body;
 mod convert;
+mod endpoint;
+mod exchange;
 mod future;
 mod middleware;
+#[cfg(feature = "testing")]
+pub mod testing;
 
-pub use future::ResponseFuture;
-pub use middleware::{KindeWebhooks, KindeWebhooksMiddleware};
+pub use endpoint::WebhookEndpoint;
+pub use middleware::WebhookMiddleware;

@@ -1,43 +1,61 @@
+//! [`WebhookService`]: the path-intercepting service made by [`crate::WebhookLayer`].
+
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{header, Request, Response};
+use http::{Request, Response};
 use http_body::Body;
-use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
-use kinde_core::{WebhookResponse, Webhooks};
+use kinde_core::Webhooks;
 use tower_service::Service;
 
-use crate::{ResponseBody, ResponseFuture};
+use crate::exchange::{self, BoxError};
+use crate::{ResponseBody, ResponseFuture, WebhookLayer};
 
-/// The service made by [`crate::KindeWebhookLayer`].
+/// Answers requests for [`Webhooks::path`] with kinde-core and passes every other request to
+/// the inner service, untouched (its body neither read nor boxed).
+///
+/// Made by [`WebhookLayer`]; see there for where it goes. The path is the one this service
+/// is handed (`req.uri().path()`), compared exactly: see the crate docs, "Path semantics".
 #[derive(Debug, Clone)]
-pub struct KindeWebhookService<S> {
+pub struct WebhookService<S> {
     inner: S,
     webhooks: Webhooks,
 }
 
-impl<S> KindeWebhookService<S> {
+impl<S> WebhookService<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, webhooks: Webhooks) -> Self {
         Self { inner, webhooks }
+    }
+
+    /// The layer making this service (as tower-http's services have it):
+    /// `WebhookService::layer(webhooks)` is [`WebhookLayer::new`]`(webhooks)`.
+    pub fn layer(webhooks: Webhooks) -> WebhookLayer {
+        WebhookLayer::new(webhooks)
     }
 
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
-pub(crate) fn to_http(resp: WebhookResponse) -> Response<Full<Bytes>> {
-    resp.into_http().map(Full::new)
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for KindeWebhookService<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for WebhookService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ReqBody: Body + Send + 'static,
     ReqBody::Data: Send,
-    ReqBody::Error: std::error::Error + Send + Sync + 'static,
+    ReqBody::Error: Into<BoxError>,
     ResBody: Body<Data = Bytes>,
 {
     type Response = Response<ResponseBody<ResBody>>;
@@ -49,28 +67,10 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        if req.uri().path() != self.webhooks.path() {
-            return ResponseFuture::inner(self.inner.call(req));
+        if req.uri().path() == self.webhooks.path() {
+            ResponseFuture::webhook(exchange::answer(&self.webhooks, req))
+        } else {
+            ResponseFuture::inner(self.inner.call(req))
         }
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if let Some(early) = self.webhooks.precheck(req.method(), declared) {
-            return ResponseFuture::ready(to_http(early));
-        }
-        let webhooks = self.webhooks.clone();
-        ResponseFuture::webhook(async move {
-            let (parts, body) = req.into_parts();
-            let body = match Limited::new(body, webhooks.body_limit()).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(e) if e.is::<LengthLimitError>() => {
-                    return to_http(webhooks.payload_too_large())
-                }
-                Err(_) => return to_http(webhooks.body_read_failed()),
-            };
-            to_http(webhooks.handle(&parts.headers, &body).await)
-        })
     }
 }

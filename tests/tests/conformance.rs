@@ -1,7 +1,9 @@
-//! One conformance suite for both adapters: the table in `conformance/cases.rs` runs against a
-//! real axum server (kinde-tower) and a real actix-web server (kinde-actix) on 127.0.0.1. Each
-//! case must give the expected status, body, headers and handler call on both, and the two
-//! answers must be identical; every difference is reported with the case name and both answers.
+//! One conformance suite for both adapters and both mounting forms: the table in
+//! `conformance/cases.rs` runs against real axum servers (kinde-tower's endpoint with
+//! `route_service`, and its layer) and real actix-web servers (kinde-actix's endpoint with
+//! `web::resource(..).to(..)`, and its middleware) on 127.0.0.1. Each case must give the
+//! expected status, body, headers and handler call on all four, and the answers must be
+//! identical; every difference is reported with the case name and the answers.
 
 #[path = "conformance/cases.rs"]
 mod cases;
@@ -98,37 +100,44 @@ fn check(case: &Case, seen: &Seen) -> Result<(), String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn both_adapters_answer_every_case_alike() {
+async fn every_adapter_and_form_answers_every_case_alike() {
     let table = cases::table();
-    let axum = Server::start(Adapter::Axum).await;
-    let actix = Server::start(Adapter::Actix).await;
-    let (mut memo_axum, mut memo_actix) = (Memo::default(), Memo::default());
+    let mut servers = Vec::new();
+    for adapter in Adapter::ALL {
+        servers.push((Server::start(adapter).await, Memo::default()));
+    }
     let mut failures = Vec::new();
     for case in &table {
-        let a = run(&axum, &mut memo_axum, case).await;
-        let b = run(&actix, &mut memo_actix, case).await;
-        if a != b {
-            failures.push(format!(
-                "{}: the adapters differ\n    axum:  {a:?}\n    actix: {b:?}",
-                case.name
-            ));
+        let mut seen = Vec::new();
+        for (server, memo) in &mut servers {
+            seen.push((server.adapter, run(server, memo, case).await));
         }
-        for (server, seen) in [(&axum, &a), (&actix, &b)] {
-            if let Err(why) = check(case, seen) {
-                failures.push(format!("{} ({:?}): {why}", case.name, server.adapter));
+        let (first, expected) = &seen[0];
+        for (adapter, answer) in &seen[1..] {
+            if answer != expected {
+                failures.push(format!(
+                    "{}: the forms differ\n    {first:?}: {expected:?}\n    {adapter:?}: {answer:?}",
+                    case.name
+                ));
+            }
+        }
+        for (adapter, answer) in &seen {
+            if let Err(why) = check(case, answer) {
+                failures.push(format!("{} ({adapter:?}): {why}", case.name));
             }
         }
     }
     // Every delivery was verified with keys fetched by the receiver: at start, for the
     // unknown kid, the failed fetch while down and the one after it came back.
-    for server in [&axum, &actix] {
+    for (server, _) in &servers {
         assert!(server.jwks.fetch_count() >= 2, "{:?}", server.adapter);
     }
-    axum.stop().await;
-    actix.stop().await;
+    for (server, _) in servers {
+        server.stop().await;
+    }
     assert!(
         failures.is_empty(),
-        "{} of {} cases failed:\n{}",
+        "{} failures over {} cases:\n{}",
         failures.len(),
         table.len(),
         failures.join("\n")

@@ -9,10 +9,11 @@
 //! get 503 until the keys can be fetched) and stops gracefully on SIGINT or SIGTERM.
 //!
 //! The receiver is built once, before the server, and cloned into every worker's app: all
-//! workers share one idempotency store and one key cache.
+//! workers share one idempotency store and one key cache. The webhook is an endpoint the
+//! app's router mounts at `WEBHOOK_PATH`, exactly: no path normalization in front of it.
 
 use actix_web::{web, App, HttpServer};
-use kinde_actix::KindeWebhooks;
+use kinde_actix::WebhookEndpoint;
 use receiver_app::{
     config_or_exit, init_tracing, listen_failed, shutdown_signal, webhooks_or_exit, Config,
 };
@@ -24,10 +25,11 @@ fn main() {
     let served = actix_web::rt::System::new().block_on(async move {
         // Start-up never waits for the issuer.
         webhooks.warm_up();
+        let path = config.webhook_path.clone();
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(KindeWebhooks::new(webhooks.clone()))
                 .route("/health", web::get().to(|| async { "ok" }))
+                .service(web::resource(path.as_str()).to(WebhookEndpoint::new(webhooks.clone())))
         })
         // Replaces actix's own signal handling (forced stop on SIGINT) with a graceful stop on
         // both SIGINT and SIGTERM.

@@ -41,9 +41,11 @@
 //! The crates a test needs are re-exported: [`http`], [`serde_json`], [`time`].
 
 mod keys;
+mod mount;
 mod server;
 
 pub use keys::TestKey;
+pub use mount::{MountError, MountProbe, PROBE_BODY, PROBE_TIMEOUT, PROBE_WEBHOOK_ID};
 pub use server::{JwksServer, ServerBehaviour};
 pub use {http, serde_json, time};
 

@@ -51,18 +51,25 @@ pub struct Expect {
     pub allow: Option<&'static str>,
 }
 
+/// Builds a case's request from its server (and what earlier cases remembered).
+pub type MakeRequest = Box<dyn Fn(&Server, &mut Memo) -> Req + Send + Sync>;
+
 pub struct Case {
     pub name: &'static str,
     pub before: &'static [Action],
-    pub request: fn(&Server, &mut Memo) -> Req,
+    pub request: MakeRequest,
     pub expect: Expect,
 }
 
-fn case(name: &'static str, expect: Expect, request: fn(&Server, &mut Memo) -> Req) -> Case {
+fn case(
+    name: &'static str,
+    expect: Expect,
+    request: impl Fn(&Server, &mut Memo) -> Req + Send + Sync + 'static,
+) -> Case {
     Case {
         name,
         before: &[],
-        request,
+        request: Box::new(request),
         expect,
     }
 }
@@ -291,6 +298,19 @@ pub fn table() -> Vec<Case> {
             req.path.push('/');
             req
         }),
+        // The path policy: exact. Each near miss carries a valid delivery, so a form that
+        // took it would show a handled 200.
+        near_miss("a trailing slash", "/kinde/webhook/"),
+        near_miss("a leading double slash", "//kinde/webhook"),
+        near_miss("a double slash inside", "/kinde//webhook"),
+        near_miss("a dot segment", "/kinde/./webhook"),
+        near_miss("a dot-dot segment", "/kinde/../kinde/webhook"),
+        near_miss("a percent-encoded letter", "/kinde/%77ebhook"),
+        near_miss("a percent-encoded first segment", "/%6Binde/webhook"),
+        near_miss("a percent-encoded slash", "/kinde%2Fwebhook"),
+        near_miss("a ;param", "/kinde/webhook;v=1"),
+        near_miss("upper case", "/KINDE/WEBHOOK"),
+        near_miss("mixed case", "/Kinde/Webhook"),
         // The issuer's JWKS goes down while a new key is in use, then comes back.
         case(
             "JWKS down, a new kid",
@@ -307,6 +327,18 @@ pub fn table() -> Vec<Case> {
         })
         .before(&[ResumeJwks, PassCooldown]),
     ]
+}
+
+/// A valid delivery to `path`, a near miss of the webhook's: the app's 404, no handler.
+fn near_miss(name: &'static str, path: &'static str) -> Case {
+    case(name, app(404, Expected::Text("")), move |s, _| at(s, path))
+}
+
+/// A fresh, valid delivery sent to `path`.
+fn at(s: &Server, path: &str) -> Req {
+    let mut req = deliver(s, fresh(s));
+    req.path = path.to_owned();
+    req
 }
 
 fn b64(s: &[u8]) -> String {

@@ -1,6 +1,8 @@
-//! One real server per adapter on 127.0.0.1, each with its own issuer, JWKS server and
-//! receiver, built by the same function and fronting the same app: `GET /health` answering
-//! `ok` and `POST /echo` answering the body it received.
+//! One real server per adapter and mounting form on 127.0.0.1, each with its own issuer, JWKS
+//! server and receiver, built by the same function and mounted in the same app: `GET /health`
+//! answering `ok` and `POST /echo` answering the body it received. The endpoint forms are
+//! mounted as the docs say (axum `route_service`, actix `web::resource(..).to(..)`); the layer
+//! and the middleware as the outermost piece.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,8 +18,23 @@ pub const COOLDOWN: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Adapter {
-    Axum,
-    Actix,
+    /// kinde-tower's `WebhookEndpoint` in an axum router (`route_service`).
+    AxumEndpoint,
+    /// kinde-tower's `WebhookLayer`, the last `.layer(..)` of the axum router.
+    AxumLayer,
+    /// kinde-actix's `WebhookEndpoint` (`web::resource(..).to(..)`).
+    ActixEndpoint,
+    /// kinde-actix's `WebhookMiddleware` on the `App`.
+    ActixMiddleware,
+}
+
+impl Adapter {
+    pub const ALL: [Adapter; 4] = [
+        Adapter::AxumEndpoint,
+        Adapter::AxumLayer,
+        Adapter::ActixEndpoint,
+        Adapter::ActixMiddleware,
+    ];
 }
 
 /// A running server and what a case may act on.
@@ -49,8 +66,8 @@ impl Server {
         let webhooks = receiver(&jwks, calls.clone());
         let path = webhooks.path().to_owned();
         let (addr, stop) = match adapter {
-            Adapter::Axum => serve_axum(webhooks).await,
-            Adapter::Actix => serve_actix(webhooks),
+            Adapter::AxumEndpoint | Adapter::AxumLayer => serve_axum(webhooks, adapter).await,
+            Adapter::ActixEndpoint | Adapter::ActixMiddleware => serve_actix(webhooks, adapter),
         };
         Self {
             adapter,
@@ -87,12 +104,17 @@ fn receiver(jwks: &JwksServer, calls: Arc<AtomicUsize>) -> Webhooks {
         .expect("valid receiver")
 }
 
-async fn serve_axum(webhooks: Webhooks) -> (SocketAddr, Stop) {
+async fn serve_axum(webhooks: Webhooks, adapter: Adapter) -> (SocketAddr, Stop) {
     use axum::routing::{get, post};
     let app = axum::Router::new()
         .route("/health", get(|| async { "ok" }))
-        .route("/echo", post(|body: axum::body::Bytes| async move { body }))
-        .layer(kinde_tower::KindeWebhookLayer::new(webhooks));
+        .route("/echo", post(|body: axum::body::Bytes| async move { body }));
+    let app = if adapter == Adapter::AxumEndpoint {
+        let path = webhooks.path().to_owned();
+        app.route_service(&path, kinde_tower::WebhookEndpoint::new(webhooks))
+    } else {
+        app.layer(kinde_tower::WebhookLayer::new(webhooks))
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -101,15 +123,35 @@ async fn serve_axum(webhooks: Webhooks) -> (SocketAddr, Stop) {
     (addr, Stop::Axum(task))
 }
 
-fn serve_actix(webhooks: Webhooks) -> (SocketAddr, Stop) {
+fn serve_actix(webhooks: Webhooks, adapter: Adapter) -> (SocketAddr, Stop) {
     use actix_web::{web, App, HttpServer};
+    // The middleware intercepts its own path; in the endpoint run it is given another path,
+    // so only the endpoint answers (one app type for both runs).
+    let path = webhooks.path().to_owned();
+    let (endpoint_path, middleware) = if adapter == Adapter::ActixEndpoint {
+        let unused = Webhooks::builder()
+            .issuer("acme.kinde.com")
+            .path("/conformance/middleware-not-mounted")
+            .build()
+            .expect("valid receiver");
+        (path, unused)
+    } else {
+        (
+            "/conformance/endpoint-not-mounted".to_owned(),
+            webhooks.clone(),
+        )
+    };
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(kinde_actix::KindeWebhooks::new(webhooks.clone()))
+            .wrap(kinde_actix::WebhookMiddleware::new(middleware.clone()))
             .route("/health", web::get().to(|| async { "ok" }))
             .route(
                 "/echo",
                 web::post().to(|body: web::Bytes| async move { body }),
+            )
+            .service(
+                web::resource(endpoint_path.as_str())
+                    .to(kinde_actix::WebhookEndpoint::new(webhooks.clone())),
             )
     })
     .workers(2)
