@@ -51,7 +51,10 @@ impl Outcome {
                 VerifyError::Malformed(_)
                 | VerifyError::InvalidClaims(_)
                 | VerifyError::InvalidEventId => StatusCode::BAD_REQUEST,
-                VerifyError::KeysUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                VerifyError::KeysUnavailable(_) | VerifyError::KidRefetchThrottled { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                VerifyError::UnsupportedCrit => StatusCode::UNAUTHORIZED,
                 _ => StatusCode::UNAUTHORIZED,
             },
         }
@@ -74,7 +77,9 @@ impl Outcome {
             Outcome::Rejected(e) => match e {
                 VerifyError::Malformed(_) => "malformed_token",
                 VerifyError::UnsupportedAlgorithm(_) => "unsupported_algorithm",
+                VerifyError::UnsupportedCrit => "unsupported_crit",
                 VerifyError::MissingKid => "missing_kid",
+                VerifyError::KidRefetchThrottled { .. } => "kid_refetch_throttled",
                 VerifyError::UnknownKid => "unknown_kid",
                 VerifyError::KeysUnavailable(_) => "jwks_unavailable",
                 VerifyError::InvalidSignature => "invalid_signature",
@@ -94,6 +99,12 @@ impl Outcome {
     pub fn handled(&self) -> bool {
         matches!(self, Outcome::Handled)
     }
+}
+
+/// `Retry-After` for a wait: whole seconds, rounded up, at least 1.
+fn retry_after_secs(wait: std::time::Duration) -> HeaderValue {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    HeaderValue::from(secs.max(1))
 }
 
 /// The answer to send for one request: status, headers and a short JSON body.
@@ -117,7 +128,8 @@ impl WebhookResponse {
         self.outcome.status()
     }
 
-    /// The headers to send: `Content-Type`, and `Allow` on a 405.
+    /// The headers to send: `Content-Type`, `Allow` on a 405, and `Retry-After` (whole
+    /// seconds, at least 1) when the answer says when to come back.
     pub fn headers(&self) -> http::HeaderMap {
         let mut h = http::HeaderMap::with_capacity(2);
         h.insert(
@@ -126,6 +138,9 @@ impl WebhookResponse {
         );
         if matches!(self.outcome, Outcome::MethodNotAllowed) {
             h.insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        if let Outcome::Rejected(VerifyError::KidRefetchThrottled { retry_after }) = &self.outcome {
+            h.insert(header::RETRY_AFTER, retry_after_secs(*retry_after));
         }
         h
     }

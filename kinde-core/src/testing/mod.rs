@@ -24,7 +24,7 @@
 mod keys;
 mod server;
 
-pub use keys::TestKey;
+pub use keys::{sign_hs256, TestKey};
 pub use server::{JwksServer, ServerBehaviour};
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -136,6 +136,14 @@ impl TestIssuer {
         self.signer().sign(claims)
     }
 
+    /// A forgery: the claims signed by [`TestKey::attacker`] under the current signer's real
+    /// `kid`, so the key is found and only the signature is wrong (`401 invalid_signature`).
+    pub fn forge(&self, claims: &Value) -> String {
+        TestKey::attacker()
+            .with_kid(self.signer().kid())
+            .sign(claims)
+    }
+
     /// Serves the JWKS on a free loopback port.
     pub async fn serve(&self) -> JwksServer {
         self.serve_on(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -146,6 +154,36 @@ impl TestIssuer {
     pub async fn serve_on(&self, addr: std::net::SocketAddr) -> JwksServer {
         let issuer = self.clone();
         JwksServer::start(Arc::new(move || issuer.jwks().to_string()), addr).await
+    }
+}
+
+/// How many RS256 signatures each crypto backend has checked in this process so far.
+///
+/// Each counter is incremented inside that backend's own verification call, so a test can see
+/// which backend verified a delivery (the other stays unchanged; a backend compiled out stays
+/// at zero).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Verifications {
+    /// Checked by aws-lc-rs.
+    pub aws_lc_rs: u64,
+    /// Checked by RustCrypto's `rsa`.
+    pub rust_crypto: u64,
+}
+
+/// The signature checks made so far, per backend.
+///
+/// ```
+/// let before = kinde_core::testing::verifications();
+/// // ... a delivery verified by Webhooks::handle ...
+/// let after = kinde_core::testing::verifications();
+/// assert!(after.aws_lc_rs >= before.aws_lc_rs);
+/// ```
+pub fn verifications() -> Verifications {
+    let (aws_lc_rs, rust_crypto) = crate::verify::crypto::counters::read();
+    Verifications {
+        aws_lc_rs,
+        rust_crypto,
     }
 }
 
