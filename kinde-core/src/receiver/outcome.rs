@@ -164,3 +164,35 @@ impl WebhookResponse {
         resp
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up_and_at_least_one() {
+        let header = |ms: u64| {
+            let resp = WebhookResponse::new(Outcome::Rejected(VerifyError::KidRefetchThrottled {
+                retry_after: Duration::from_millis(ms),
+            }));
+            assert_eq!(
+                (resp.status(), resp.outcome().code()),
+                (StatusCode::SERVICE_UNAVAILABLE, "kid_refetch_throttled")
+            );
+            resp.headers()[header::RETRY_AFTER].to_str().unwrap().to_owned()
+        };
+        assert_eq!(header(0), "1");
+        assert_eq!(header(1), "1");
+        assert_eq!(header(1000), "1");
+        assert_eq!(header(1001), "2");
+        assert_eq!(header(9_500), "10");
+        let crit = WebhookResponse::new(Outcome::Rejected(VerifyError::UnsupportedCrit));
+        assert_eq!(
+            (crit.status(), crit.outcome().code()),
+            (StatusCode::UNAUTHORIZED, "unsupported_crit")
+        );
+        assert!(!crit.headers().contains_key(header::RETRY_AFTER));
+    }
+}
