@@ -103,7 +103,9 @@ impl Outcome {
 
 /// `Retry-After` for a wait: whole seconds, rounded up, at least 1.
 fn retry_after_secs(wait: std::time::Duration) -> HeaderValue {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = wait
+        .as_secs()
+        .saturating_add(u64::from(wait.subsec_nanos() > 0));
     HeaderValue::from(secs.max(1))
 }
 
@@ -181,13 +183,17 @@ mod tests {
                 (resp.status(), resp.outcome().code()),
                 (StatusCode::SERVICE_UNAVAILABLE, "kid_refetch_throttled")
             );
-            resp.headers()[header::RETRY_AFTER].to_str().unwrap().to_owned()
+            resp.headers()[header::RETRY_AFTER]
+                .to_str()
+                .unwrap()
+                .to_owned()
         };
         assert_eq!(header(0), "1");
         assert_eq!(header(1), "1");
         assert_eq!(header(1000), "1");
         assert_eq!(header(1001), "2");
         assert_eq!(header(9_500), "10");
+        assert_eq!(header(u64::MAX), (u64::MAX / 1000 + 1).to_string());
         let crit = WebhookResponse::new(Outcome::Rejected(VerifyError::UnsupportedCrit));
         assert_eq!(
             (crit.status(), crit.outcome().code()),

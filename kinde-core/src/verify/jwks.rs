@@ -93,9 +93,15 @@ impl Snapshot {
     }
 
     fn cooldown_left(&self, now: Instant, cooldown: Duration) -> Option<Duration> {
-        let end = self.last_attempt? + cooldown;
+        let end = later(self.last_attempt?, cooldown);
         (now < end).then(|| end - now)
     }
+}
+
+/// `t + d`, saturating at ~136 years for durations configured as "forever".
+fn later(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d)
+        .unwrap_or_else(|| t + Duration::from_secs(u64::from(u32::MAX)))
 }
 
 /// The cache of the issuer's signing keys.
@@ -256,7 +262,7 @@ impl JwksCache {
                 let next = Snapshot {
                     generation: prev.generation + 1,
                     keys: Arc::new(keys),
-                    fresh_until: Some(now + ttl),
+                    fresh_until: Some(later(now, ttl)),
                     fetched_at: Some(started),
                     last_attempt: Some(now),
                     last_error: None,
@@ -270,7 +276,7 @@ impl JwksCache {
                     generation: prev.generation + 1,
                     keys: prev.keys.clone(),
                     // Retry no sooner than the cooldown; meanwhile stale keys keep working.
-                    fresh_until: Some(now + self.config.refetch_cooldown),
+                    fresh_until: Some(later(now, self.config.refetch_cooldown)),
                     fetched_at: prev.fetched_at,
                     last_attempt: Some(now),
                     last_error: Some(e.clone()),
@@ -280,5 +286,38 @@ impl JwksCache {
         };
         *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
         err
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestIssuer;
+    use crate::verify::{FetchedJwks, StaticKeySource};
+
+    /// A static document, not declared static: missing kids go through the cooldown.
+    struct Refetchable(StaticKeySource);
+
+    #[async_trait::async_trait]
+    impl KeySource for Refetchable {
+        async fn fetch(&self) -> Result<FetchedJwks, JwksError> {
+            self.0.fetch().await
+        }
+    }
+
+    #[tokio::test]
+    async fn durations_configured_as_forever_do_not_overflow() {
+        let mut cfg = JwksConfig::default();
+        cfg.refetch_cooldown = Duration::MAX;
+        cfg.default_ttl = Duration::MAX;
+        cfg.max_ttl = Duration::MAX;
+        let jwks = StaticKeySource::new(TestIssuer::new().jwks().to_string());
+        let cache = JwksCache::new(Arc::new(Refetchable(jwks)), cfg);
+        assert!(cache.key("test-primary").await.is_ok());
+        assert!(matches!(
+            cache.key("elsewhere").await,
+            Err(KeyError::RefetchThrottled { retry_after }) if retry_after > Duration::from_secs(1 << 31)
+        ));
+        assert_eq!(cache.fetch_count(), 1);
     }
 }
