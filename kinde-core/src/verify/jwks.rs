@@ -307,10 +307,12 @@ mod tests {
 
     #[tokio::test]
     async fn durations_configured_as_forever_do_not_overflow() {
-        let mut cfg = JwksConfig::default();
-        cfg.refetch_cooldown = Duration::MAX;
-        cfg.default_ttl = Duration::MAX;
-        cfg.max_ttl = Duration::MAX;
+        let cfg = JwksConfig {
+            refetch_cooldown: Duration::MAX,
+            default_ttl: Duration::MAX,
+            max_ttl: Duration::MAX,
+            ..JwksConfig::default()
+        };
         let jwks = StaticKeySource::new(TestIssuer::new().jwks().to_string());
         let cache = JwksCache::new(Arc::new(Refetchable(jwks)), cfg);
         assert!(cache.key("test-primary").await.is_ok());
