@@ -152,12 +152,16 @@ impl TestKey {
 /// An HS256 token under `header` (serialised as given, its `alg` included) with `secret`: the
 /// shape of a key-confusion forgery (`secret` = an issuer's public key PEM).
 pub fn sign_hs256(header: &Header, claims: &Value, secret: &[u8]) -> String {
-    use hmac::Mac as _;
     let header = serde_json::to_vec(header).expect("a header serialises");
+    hs256_raw(&header, claims.to_string().as_bytes(), secret)
+}
+
+fn hs256_raw(header_json: &[u8], payload_json: &[u8], secret: &[u8]) -> String {
+    use hmac::Mac as _;
     let signing_input = format!(
         "{}.{}",
-        URL_SAFE_NO_PAD.encode(header),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
+        URL_SAFE_NO_PAD.encode(header_json),
+        URL_SAFE_NO_PAD.encode(payload_json)
     );
     let mut mac = hmac::Hmac::<rsa::sha2::Sha256>::new_from_slice(secret)
         .expect("HMAC takes keys of any length");
@@ -166,60 +170,91 @@ pub fn sign_hs256(header: &Header, claims: &Value, secret: &[u8]) -> String {
     format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(tag))
 }
 
-#[cfg(feature = "aws-lc-rs")]
-mod signer {
-    use std::sync::Arc;
-
-    use aws_lc_rs::rand::SystemRandom;
-    use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
-    use rsa::pkcs8::EncodePrivateKey as _;
-    use rsa::RsaPrivateKey;
-
-    /// The key pair, parsed once by aws-lc-rs.
-    #[derive(Clone)]
-    pub(super) struct Signer(Arc<RsaKeyPair>);
-
-    impl Signer {
-        pub(super) fn new(private: &RsaPrivateKey) -> Result<Self, rsa::pkcs8::Error> {
-            let der = private.to_pkcs8_der()?;
-            let pair = RsaKeyPair::from_pkcs8(der.as_bytes())
-                .map_err(|_| rsa::pkcs8::Error::KeyMalformed)?;
-            Ok(Self(Arc::new(pair)))
-        }
-
-        pub(super) fn sign(&self, message: &[u8]) -> Vec<u8> {
-            let mut signature = vec![0; self.0.public_modulus_len()];
-            self.0
-                .sign(
-                    &RSA_PKCS1_SHA256,
-                    &SystemRandom::new(),
-                    message,
-                    &mut signature,
-                )
-                .expect("signing with a test key");
-            signature
-        }
-    }
-}
-
-#[cfg(not(feature = "aws-lc-rs"))]
 mod signer {
     use rsa::pkcs1v15::SigningKey;
     use rsa::sha2::Sha256;
     use rsa::signature::{SignatureEncoding as _, Signer as _};
     use rsa::RsaPrivateKey;
 
-    /// The key, ready to sign with RustCrypto's PKCS#1 v1.5.
+    /// The key, parsed once for signing: by aws-lc-rs when it is compiled in and takes the key
+    /// (2048–8192 bits), else by RustCrypto (any size, e.g. a 1024-bit key a test wants refused).
     #[derive(Clone)]
-    pub(super) struct Signer(SigningKey<Sha256>);
+    pub(super) enum Signer {
+        #[cfg(feature = "aws-lc-rs")]
+        AwsLc(std::sync::Arc<aws_lc_rs::signature::RsaKeyPair>),
+        RustCrypto(std::sync::Arc<SigningKey<Sha256>>),
+    }
 
     impl Signer {
         pub(super) fn new(private: &RsaPrivateKey) -> Result<Self, rsa::pkcs8::Error> {
-            Ok(Self(SigningKey::new(private.clone())))
+            #[cfg(feature = "aws-lc-rs")]
+            {
+                use rsa::pkcs8::EncodePrivateKey as _;
+                let der = private.to_pkcs8_der()?;
+                if let Ok(pair) = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(der.as_bytes()) {
+                    return Ok(Self::AwsLc(std::sync::Arc::new(pair)));
+                }
+            }
+            Ok(Self::RustCrypto(std::sync::Arc::new(SigningKey::new(
+                private.clone(),
+            ))))
         }
 
         pub(super) fn sign(&self, message: &[u8]) -> Vec<u8> {
-            self.0.sign(message).to_vec()
+            match self {
+                #[cfg(feature = "aws-lc-rs")]
+                Self::AwsLc(pair) => {
+                    let mut signature = vec![0; pair.public_modulus_len()];
+                    pair.sign(
+                        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                        &aws_lc_rs::rand::SystemRandom::new(),
+                        message,
+                        &mut signature,
+                    )
+                    .expect("signing with a test key");
+                    signature
+                }
+                Self::RustCrypto(key) => key.sign(message).to_vec(),
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rsa::pkcs1v15::{Signature, VerifyingKey};
+    use rsa::sha2::Sha256;
+    use rsa::signature::Verifier as _;
+
+    use super::*;
+
+    #[test]
+    fn keys_of_any_size_sign_standard_rs256() {
+        for key in [TestKey::primary(), TestKey::generate("small", 1024)] {
+            let private = RsaPrivateKey::from_pkcs8_pem(key.private_pem()).unwrap();
+            let public = VerifyingKey::<Sha256>::new(private.to_public_key());
+            let signature = key.sign_bytes(b"header.payload");
+            let signature = Signature::try_from(signature.as_slice()).unwrap();
+            assert!(public.verify(b"header.payload", &signature).is_ok());
+            assert!(public.verify(b"header.payloaD", &signature).is_err());
+        }
+    }
+
+    #[test]
+    fn hs256_matches_rfc_7515_appendix_a1() {
+        let key = URL_SAFE_NO_PAD
+            .decode(
+                "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow",
+            )
+            .unwrap();
+        let header = b"{\"typ\":\"JWT\",\r\n \"alg\":\"HS256\"}";
+        let payload =
+            b"{\"iss\":\"joe\",\r\n \"exp\":1300819380,\r\n \"http://example.com/is_root\":true}";
+        assert_eq!(
+            hs256_raw(header, payload, &key),
+            "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9\
+             .eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ\
+             .dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+        );
     }
 }
