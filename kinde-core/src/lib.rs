@@ -6,8 +6,9 @@
 //! 1. the token's header is read (`alg` must be RS256, `kid` required, no `crit`);
 //! 2. the key for `kid` comes from the issuer's JWKS, cached ([`verify::JwksCache`]): fetched
 //!    once, refetched single-flight only for an unknown `kid`, with a cooldown;
-//! 3. the signature is verified; the claims are parsed once and must be a webhook (not an access
-//!    or ID token of the same tenant) inside the replay window;
+//! 3. the signature is verified with the crypto backend ([`crypto_backend`]), each key parsed
+//!    once when the key set loaded; the claims are parsed once and must be a webhook (not an
+//!    access or ID token of the same tenant) inside the replay window;
 //! 4. the handler for the type is looked up (none and no fallback: `200 ignored`);
 //! 5. the **signed** `event_id` is claimed in the [`store::IdempotencyStore`];
 //! 6. a typed handler's `data` is parsed into its type (`500 unparseable_event` if it does not
@@ -62,26 +63,16 @@ pub use webhooks::{
     DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_PATH,
 };
 
-// When cargo unifies both crypto features (e.g. across a workspace), jsonwebtoken cannot pick a
-// provider by itself and would panic at the first verification: prefer aws-lc-rs explicitly.
-#[cfg(all(feature = "aws-lc-rs", feature = "rust-crypto"))]
-pub(crate) fn install_crypto_provider() {
-    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
-}
-
-#[cfg(not(all(feature = "aws-lc-rs", feature = "rust-crypto")))]
-pub(crate) fn install_crypto_provider() {}
-
-#[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
-compile_error!(
-    "kinde-core needs a crypto backend: enable the `aws-lc-rs` (default) or `rust-crypto` feature"
-);
-
-/// The crypto backend verifying RS256 in this build: `"aws-lc-rs"` or `"rust-crypto"`.
+/// The crypto backend that verifies RS256 in this build: `"aws-lc-rs"` (the default, and the
+/// choice when both backend features are enabled) or `"rust-crypto"`.
+///
+/// kinde-core calls the backend directly, not through jsonwebtoken, so the features an
+/// application enables on its own jsonwebtoken change nothing here (and ours change nothing
+/// there).
+///
+/// ```
+/// assert!(["aws-lc-rs", "rust-crypto"].contains(&kinde_core::crypto_backend()));
+/// ```
 pub fn crypto_backend() -> &'static str {
-    if cfg!(feature = "aws-lc-rs") {
-        "aws-lc-rs"
-    } else {
-        "rust-crypto"
-    }
+    verify::crypto::BACKEND
 }

@@ -6,8 +6,8 @@ use kinde_core::adapter;
 
 use base64::Engine as _;
 use common::{assert_answer, Harness};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use kinde_core::testing::{access_token_claims, TestEvent, TestKey};
+use jsonwebtoken::{Algorithm, Header};
+use kinde_core::testing::{access_token_claims, sign_hs256, TestEvent, TestKey};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -76,8 +76,7 @@ async fn algorithm_attacks_are_refused_before_any_key_is_touched() {
     // HS256 signed with the public key as the secret (key confusion).
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some("test-primary".into());
-    let secret = EncodingKey::from_secret(TestKey::primary().public_pem().as_bytes());
-    let hs = jsonwebtoken::encode(&header, &claims, &secret).unwrap();
+    let hs = sign_hs256(&header, &claims, TestKey::primary().public_pem().as_bytes());
     refused(&h, hs, 401, "unsupported_algorithm").await;
     // Other RSA algorithms with a real key.
     for alg in [Algorithm::PS256, Algorithm::RS512] {
@@ -160,8 +159,25 @@ async fn an_access_token_from_the_same_issuer_is_not_a_webhook() {
             .into_claims();
         refused(&h, h.issuer.sign(&c), 401, "wrong_token_kind").await;
     }
-    // Only a missing `data` says "not a webhook"; a present one of any shape is the handler's
-    // business (tests/delivery.rs: typed handlers answer 500 unparseable_event).
+}
+
+#[tokio::test]
+async fn data_that_is_not_an_object_is_not_a_question_of_token_kind() {
+    // Present but not an object: a webhook whose data does not fit its type (500, retried),
+    // never a 401 "not a webhook". No handler runs.
+    let h = Harness::new().await;
+    for data in [json!([1]), json!("x"), json!(null)] {
+        let not_object = TestEvent::sample("user.created")
+            .claim("data", data)
+            .into_claims();
+        let resp = h.send(h.issuer.sign(&not_object)).await;
+        assert_answer(&resp, 500, "unparseable_event");
+    }
+    assert_eq!(h.calls.count(), 0);
+    // A type without a typed handler gets the raw value (here: the fallback).
+    let raw = TestEvent::raw("some.new_type", json!([1])).into_claims();
+    assert_answer(&h.send(h.issuer.sign(&raw)).await, 200, "handled");
+    assert_eq!(h.calls.count(), 1);
 }
 
 #[tokio::test]

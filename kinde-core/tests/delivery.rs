@@ -386,6 +386,46 @@ fn invalid_configurations_fail_at_build_time() {
     assert!(err.to_string().contains("user.created"), "{err}");
 }
 
+/// Which backend verified, seen from the backends themselves: each one's own verify call
+/// counts (`testing::verifications`). Run in each feature configuration of `scripts/test.sh`
+/// (aws-lc-rs, rust-crypto alone, both); `crypto_backend()` must name the one that moved.
+#[tokio::test]
+async fn the_backend_crypto_backend_names_is_the_one_that_verified() {
+    let h = Harness::new().await;
+    let tokens: Vec<String> = (0..3)
+        .map(|_| {
+            h.issuer
+                .sign(&TestEvent::sample("user.created").into_claims())
+        })
+        .collect();
+    let before = kinde_core::testing::verifications();
+    for token in &tokens {
+        assert_answer(&h.send(token).await, 200, "handled");
+    }
+    let after = kinde_core::testing::verifications();
+    // Other tests of this binary verify in parallel: at least our three, none elsewhere.
+    let (aws, rust) = (
+        after.aws_lc_rs - before.aws_lc_rs,
+        after.rust_crypto - before.rust_crypto,
+    );
+    let expected = if cfg!(feature = "aws-lc-rs") {
+        assert!(aws >= 3, "aws-lc-rs verified {aws}");
+        // With both features on, the RustCrypto backend is never used.
+        assert_eq!(after.rust_crypto, 0);
+        "aws-lc-rs"
+    } else {
+        assert!(rust >= 3, "rust-crypto verified {rust}");
+        assert_eq!(after.aws_lc_rs, 0);
+        "rust-crypto"
+    };
+    assert_eq!(kinde_core::crypto_backend(), expected);
+    eprintln!(
+        "verified by {} (rust-crypto feature: {})",
+        kinde_core::crypto_backend(),
+        cfg!(feature = "rust-crypto")
+    );
+}
+
 #[tokio::test]
 async fn a_caller_that_goes_away_mid_handler_does_not_cancel_or_strand_the_work() {
     // Bounded as a whole: whatever goes wrong, this test fails instead of hanging.

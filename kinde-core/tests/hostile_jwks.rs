@@ -1,33 +1,40 @@
 //! A misbehaving JWKS endpoint, end to end through `Webhooks::handle`: every case ends in a
 //! clear answer (a 503 naming the JWKS error, or a 401 for a key we refuse), without a handler
-//! or store call, within a small multiple of the configured fetch timeout.
+//! or store call.
 //!
-//! Time is asserted only as a bound on hangs (5× the 300 ms fetch timeout), never as a target.
+//! No time is asserted. Only cases whose expected outcome *is* a timeout use a short fetch
+//! timeout; every other receiver gets a generous one, so a loaded machine cannot turn an
+//! expected success into a 503. Each delivery is bounded by a hang guard far above any of them.
 
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use common::{assert_answer, Harness};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use kinde_core::testing::{ServerBehaviour, TestEvent, TestIssuer, TestKey};
 use kinde_core::verify::{JwksConfig, JwksError};
 use kinde_core::{Outcome, VerifyError, WebhookResponse};
 use serde_json::{json, Value};
 
-const FETCH_TIMEOUT: Duration = Duration::from_millis(300);
-/// Generous: a bound on a hang, not a performance target.
-const HANG_BOUND: Duration = Duration::from_millis(1500);
+/// For the cases that must time out (a response that never starts or never finishes).
+const SHORT_TIMEOUT: Duration = Duration::from_millis(300);
+/// For every other case: a loopback fetch that should succeed gets all the time it needs.
+const GENEROUS_TIMEOUT: Duration = Duration::from_secs(30);
+/// Only there to turn a hang into a failure.
+const HANG_GUARD: Duration = Duration::from_secs(120);
 const SIZE_BOUND: usize = 16 * 1024;
 
 fn hostile_config() -> JwksConfig {
     let mut c = common::fast_jwks();
-    c.fetch_timeout = FETCH_TIMEOUT;
+    c.fetch_timeout = GENEROUS_TIMEOUT;
     c.max_response_bytes = SIZE_BOUND;
     c
+}
+
+fn short_timeout(c: &mut JwksConfig) {
+    c.fetch_timeout = SHORT_TIMEOUT;
 }
 
 /// A receiver (handlers, counting store) fetching keys from a server that behaves so.
@@ -43,17 +50,11 @@ fn claims() -> Value {
     TestEvent::sample("user.created").into_claims()
 }
 
-/// Sends a token; asserts the answer came within the hang bound.
+/// Sends a token; fails the test if no answer comes within the hang guard.
 async fn deliver(h: &Harness, token: &str) -> WebhookResponse {
-    let started = Instant::now();
-    let resp = h.send(token).await;
-    let took = started.elapsed();
-    assert!(
-        took < HANG_BOUND,
-        "answered after {took:?}: {}",
-        resp.outcome().code()
-    );
-    resp
+    tokio::time::timeout(HANG_GUARD, h.send(token))
+        .await
+        .expect("a delivery hung")
 }
 
 /// Asserts a 503 that touched neither a handler nor the store, and returns its JWKS error.
@@ -117,7 +118,7 @@ async fn a_body_that_would_not_end_is_cut_at_the_size_bound_without_waiting() {
     ] {
         let h = receiver(never_ends.clone(), |_| {}).await;
         let resp = deliver(&h, &h.issuer.sign(&claims())).await;
-        // TooLarge, not Timeout: neither fetch ran into the 300 ms timeout.
+        // TooLarge, not Timeout: cut at the bound, not after waiting for the (30 s) timeout.
         let err = unavailable(&h, &resp);
         assert!(
             matches!(err, JwksError::TooLarge { .. }),
@@ -128,35 +129,47 @@ async fn a_body_that_would_not_end_is_cut_at_the_size_bound_without_waiting() {
 
 #[tokio::test]
 async fn a_response_that_never_starts_times_out_once_for_all_waiting_deliveries() {
-    let h = Arc::new(receiver(ServerBehaviour::Hang, |_| {}).await);
-    let started = Instant::now();
-    let waiting: Vec<_> = (0..20)
-        .map(|_| {
+    let h = Arc::new(receiver(ServerBehaviour::Hang, short_timeout).await);
+    // Signed before anything starts: RSA signing is no part of what is measured here.
+    let tokens: Vec<String> = (0..20).map(|_| h.issuer.sign(&claims())).collect();
+    let waiting: Vec<_> = tokens
+        .into_iter()
+        .map(|token| {
             let h = h.clone();
-            tokio::spawn(async move { h.send(h.issuer.sign(&claims())).await })
+            tokio::spawn(async move { deliver(&h, &token).await })
         })
         .collect();
     for task in waiting {
         let resp = task.await.unwrap();
         let err = unavailable(&h, &resp);
         assert!(
-            matches!(err, JwksError::Timeout(t) if *t == FETCH_TIMEOUT),
+            matches!(err, JwksError::Timeout(t) if *t == SHORT_TIMEOUT),
             "{err:?}"
         );
     }
-    assert!(started.elapsed() < HANG_BOUND, "{:?}", started.elapsed());
-    // Single flight: twenty deliveries waited on one hanging request. (The server may not even
-    // have read that request within the timeout on a loaded machine: it counts at most one.)
+    // Single flight: twenty deliveries waited on one hanging request, not twenty in turn.
+    // (The server may not even have read that request before the timeout on a loaded
+    // machine: it counts at most one.)
     assert_eq!(h.webhooks.jwks().fetch_count(), 1);
     assert!(h.server.fetch_count() <= 1);
-    // The issuer recovers: after the cooldown the next delivery fetches and is handled.
+    // The issuer recovers: once the cooldown has passed, a delivery fetches and is handled.
+    // This receiver's timeout is short (it had to time out above), so a loaded machine may
+    // need a few tries: each one either times out again (503) or succeeds.
     h.server.set_behaviour(ServerBehaviour::Serve);
-    tokio::time::sleep(Duration::from_millis(60)).await;
-    assert_answer(
-        &deliver(&h, &h.issuer.sign(&claims())).await,
-        200,
-        "handled",
-    );
+    let token = h.issuer.sign(&claims());
+    let recovered = tokio::time::timeout(HANG_GUARD, async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(60)).await; // the cooldown is 50 ms
+            let resp = h.send(&token).await;
+            if resp.status() == 200 {
+                break resp;
+            }
+            assert!(matches!(unavailable(&h, &resp), JwksError::Timeout(_)));
+        }
+    })
+    .await
+    .expect("the issuer came back, the receiver did not");
+    assert_answer(&recovered, 200, "handled");
 }
 
 #[tokio::test]
@@ -182,18 +195,20 @@ async fn a_response_that_never_finishes_times_out() {
             every: Duration::from_millis(40),
         },
     ] {
-        let h = receiver(stall.clone(), |_| {}).await;
+        let h = receiver(stall.clone(), short_timeout).await;
         let resp = deliver(&h, &h.issuer.sign(&claims())).await;
         let err = unavailable(&h, &resp);
-        assert!(matches!(err, JwksError::Timeout(_)), "{stall:?}: {err:?}");
+        assert!(
+            matches!(err, JwksError::Timeout(t) if *t == SHORT_TIMEOUT),
+            "{stall:?}: {err:?}"
+        );
     }
-    // A slow body that does finish in time is fine (~40 ms of trickle; a generous timeout so a
-    // loaded machine cannot turn it into a timeout).
+    // A slow body that does finish is fine (~40 ms of trickle, under the generous timeout).
     let quick = ServerBehaviour::Trickle {
         chunk: 128,
         every: Duration::from_millis(10),
     };
-    let h = receiver(quick, |c| c.fetch_timeout = Duration::from_secs(5)).await;
+    let h = receiver(quick, |_| {}).await;
     assert_answer(
         &deliver(&h, &h.issuer.sign(&claims())).await,
         200,
@@ -285,95 +300,31 @@ async fn a_duplicated_kid_keeps_the_first_key_and_only_it_verifies() {
     }
 }
 
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// An RSA JWK whose modulus is `bytes` random bytes with the top bit set (no key generation).
-fn fabricated_rsa(kid: &str, bytes: usize, top: u8) -> Value {
-    let mut n: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
-    n[0] = top;
-    json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": b64(&n), "e": "AQAB"})
-}
-
 #[tokio::test]
-async fn moduli_outside_2048_to_4096_bits_are_refused() {
-    let outside = [
-        fabricated_rsa("16384-bit", 2048, 0x80),
-        fabricated_rsa("4097-bit", 513, 0x01),
-        fabricated_rsa("2047-bit", 256, 0x7f),
-        fabricated_rsa("1024-bit", 128, 0x80),
-        fabricated_rsa("512-bit", 64, 0xff),
-    ];
-    let mut keys = outside.to_vec();
-    keys.push(TestKey::primary().jwk());
-    let h = receiver(ServerBehaviour::Body(jwks_of(keys)), |_| {}).await;
-    assert_answer(
-        &deliver(&h, &h.issuer.sign(&claims())).await,
-        200,
-        "handled",
-    );
-    assert_eq!(h.webhooks.jwks().cached_kids(), vec!["test-primary"]);
-    for key in &outside {
-        let kid = key["kid"].as_str().unwrap();
-        let forged = TestKey::attacker().with_kid(kid).sign(&claims());
-        assert_answer(&deliver(&h, &forged).await, 401, "unknown_kid");
-    }
-    // A set of only such keys is no key set at all.
-    let h = receiver(ServerBehaviour::Body(jwks_of(outside.to_vec())), |_| {}).await;
-    let resp = deliver(&h, &h.issuer.sign(&claims())).await;
-    assert!(matches!(unavailable(&h, &resp), JwksError::NoUsableKeys));
-}
-
-#[tokio::test]
-async fn keys_of_other_types_and_uses_are_ignored_and_the_rsa_key_still_works() {
-    let secret = b"a symmetric key published by mistake";
-    let mut enc = TestKey::secondary().with_kid("enc").jwk();
-    enc["use"] = json!("enc");
-    let keys = vec![
-        json!({"kty": "EC", "kid": "ec", "crv": "P-256", "x": b64(&[1; 32]), "y": b64(&[2; 32])}),
-        json!({"kty": "oct", "kid": "oct", "k": b64(secret)}),
-        json!({"kty": "OKP", "kid": "okp", "crv": "Ed25519", "x": b64(&[3; 32])}),
-        json!({"kty": "RSA", "kid": "no-modulus", "e": "AQAB"}),
-        enc,
-        TestKey::primary().jwk(),
-    ];
-    let h = receiver(ServerBehaviour::Body(jwks_of(keys)), |_| {}).await;
-    assert_answer(
-        &deliver(&h, &h.issuer.sign(&claims())).await,
-        200,
-        "handled",
-    );
-    assert_eq!(h.webhooks.jwks().cached_kids(), vec!["test-primary"]);
-    // HS256 with the published symmetric key: the algorithm is refused before any key is used.
-    let mut header = Header::new(Algorithm::HS256);
-    header.kid = Some("oct".into());
-    let hs = jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_secret(secret)).unwrap();
-    assert_answer(&deliver(&h, &hs).await, 401, "unsupported_algorithm");
-    // RS256 under the ignored kids: no such key.
-    for kid in ["ec", "oct", "okp", "no-modulus"] {
-        let forged = TestKey::attacker().with_kid(kid).sign(&claims());
-        assert_answer(&deliver(&h, &forged).await, 401, "unknown_kid");
-    }
-    // An encryption key is not a signing key, even with a signature it would verify.
-    let by_enc = TestKey::secondary().with_kid("enc").sign(&claims());
-    assert_answer(&deliver(&h, &by_enc).await, 401, "unknown_kid");
-    assert_eq!(h.calls.count(), 1);
-}
-
-#[tokio::test]
-async fn a_key_that_disappears_is_trusted_until_the_ttl_then_refused() {
-    let ttl = Duration::from_secs(1);
-    let h = receiver(ServerBehaviour::Serve, |c| c.default_ttl = ttl).await;
+async fn a_key_that_disappears_is_trusted_until_the_ttl() {
+    // A TTL no test outlives: within it the cached key is trusted, with no refetch.
+    let h = receiver(ServerBehaviour::Serve, |c| {
+        c.default_ttl = Duration::from_secs(3600)
+    })
+    .await;
     h.issuer.rotate_to(TestKey::secondary()); // publishes both, signs with the secondary
     let by_primary = || TestKey::primary().sign(&claims());
     assert_answer(&deliver(&h, &by_primary()).await, 200, "handled");
     h.issuer.unpublish("test-primary");
-    // Within the TTL the cached key is still trusted, with no refetch.
     assert_answer(&deliver(&h, &by_primary()).await, 200, "handled");
     assert_eq!(h.server.fetch_count(), 1);
-    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
-    // After it: refetched, and the removed key is refused (401: forged, not "retry later").
+}
+
+#[tokio::test]
+async fn a_key_that_disappears_is_refused_once_the_ttl_has_passed() {
+    let ttl = Duration::from_millis(10);
+    let h = receiver(ServerBehaviour::Serve, |c| c.default_ttl = ttl).await;
+    h.issuer.rotate_to(TestKey::secondary());
+    let by_primary = || TestKey::primary().sign(&claims());
+    assert_answer(&deliver(&h, &by_primary()).await, 200, "handled");
+    h.issuer.unpublish("test-primary");
+    tokio::time::sleep(ttl * 5).await; // past the TTL: a lower bound, not a timing assertion
+                                       // Refetched, and the removed key is refused (401: forged, not "retry later").
     assert_answer(&deliver(&h, &by_primary()).await, 401, "unknown_kid");
     assert_eq!(h.server.fetch_count(), 2);
     assert_answer(
@@ -384,7 +335,7 @@ async fn a_key_that_disappears_is_trusted_until_the_ttl_then_refused() {
     // It stays refused on later attempts (after the cooldown: another fetch, same answer).
     tokio::time::sleep(Duration::from_millis(60)).await;
     assert_answer(&deliver(&h, &by_primary()).await, 401, "unknown_kid");
-    assert_eq!(h.calls.count(), 3);
+    assert_eq!(h.calls.count(), 2);
 }
 
 #[tokio::test]

@@ -44,7 +44,7 @@ mod keys;
 mod mount;
 mod server;
 
-pub use keys::TestKey;
+pub use keys::{sign_hs256, TestKey};
 pub use mount::{MountError, MountProbe, PROBE_BODY, PROBE_TIMEOUT, PROBE_WEBHOOK_ID};
 pub use server::{JwksServer, ServerBehaviour};
 pub use {http, serde_json, time};
@@ -248,6 +248,36 @@ impl Delivery {
         builder
             .body(Full::new(Bytes::from(self.token)))
             .expect("a request from a path and visible-ASCII headers")
+    }
+}
+
+/// How many RS256 signatures each crypto backend has checked in this process so far.
+///
+/// Each counter is incremented inside that backend's own verification call, so a test can see
+/// which backend verified a delivery (the other stays unchanged; a backend compiled out stays
+/// at zero).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Verifications {
+    /// Checked by aws-lc-rs.
+    pub aws_lc_rs: u64,
+    /// Checked by RustCrypto's `rsa`.
+    pub rust_crypto: u64,
+}
+
+/// The signature checks made so far, per backend.
+///
+/// ```
+/// let before = kinde_core::testing::verifications();
+/// // ... a delivery verified by Webhooks::handle ...
+/// let after = kinde_core::testing::verifications();
+/// assert!(after.aws_lc_rs >= before.aws_lc_rs);
+/// ```
+pub fn verifications() -> Verifications {
+    let (aws_lc_rs, rust_crypto) = crate::verify::crypto::counters::read();
+    Verifications {
+        aws_lc_rs,
+        rust_crypto,
     }
 }
 

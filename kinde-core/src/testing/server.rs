@@ -67,6 +67,7 @@ pub enum ServerBehaviour {
 struct Shared {
     jwks: JwksFn,
     fetches: AtomicU64,
+    paths: Mutex<Vec<String>>,
     behaviour: Mutex<ServerBehaviour>,
     cache_control: Mutex<Option<String>>,
 }
@@ -112,6 +113,7 @@ impl JwksServer {
         let shared = Arc::new(Shared {
             jwks,
             fetches: AtomicU64::new(0),
+            paths: Mutex::new(Vec::new()),
             behaviour: Mutex::new(ServerBehaviour::Serve),
             cache_control: Mutex::new(None),
         });
@@ -143,6 +145,17 @@ impl JwksServer {
     /// JWKS requests answered so far.
     pub fn fetch_count(&self) -> u64 {
         self.inner.shared.fetches.load(Ordering::SeqCst)
+    }
+
+    /// The path of every JWKS request answered so far, in order (`/.well-known/jwks` or
+    /// `/.well-known/jwks.json`).
+    pub fn paths(&self) -> Vec<String> {
+        self.inner
+            .shared
+            .paths
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Changes how requests are answered.
@@ -251,6 +264,11 @@ async fn answer(
         *resp.status_mut() = StatusCode::NOT_FOUND;
         return Ok(resp);
     }
+    shared
+        .paths
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(path.to_owned());
     shared.fetches.fetch_add(1, Ordering::SeqCst);
     let behaviour = shared
         .behaviour

@@ -1,14 +1,12 @@
-//! The JWKS cache: keys fetched once and reused, refetched single-flight on an unknown `kid`
-//! (with a cooldown), kept stale while a refresh fails.
+//! The JWKS cache: keys fetched once (each parsed once) and reused, refetched single-flight on
+//! an unknown `kid` (with a cooldown), kept stale while a refresh fails.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::DecodingKey;
-
-use super::keys::usable_keys;
+use super::crypto::VerifyingKey;
+use super::keys::{usable_keys, KeySet, Lookup};
 use super::source::{JwksError, KeySource};
 
 /// Tuning of the JWKS cache. Every field has a sensible default.
@@ -50,10 +48,20 @@ impl Default for JwksConfig {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
-    /// The issuer's current key set (fetched successfully) has no such `kid`. A forgery, or a
-    /// key Kinde removed: 401.
-    #[error("no key with this kid in the issuer's JWKS")]
+    /// No usable key with this `kid`: the issuer's key set, fetched after the delivery arrived,
+    /// does not list it, or lists it with a key we refuse (`use: enc`, `key_ops` without
+    /// `verify`, another `alg`, a modulus or exponent out of range, no `n`/`e`). A forgery, or
+    /// a key Kinde removed: 401.
+    #[error("no usable key with this kid in the issuer's JWKS")]
     UnknownKid,
+    /// The `kid` is not in the cached key set, which is older than the delivery, and the
+    /// refetch cooldown forbids looking again now: we cannot tell a forgery from a key Kinde
+    /// just published, so 503 with `Retry-After`.
+    #[error("unknown kid, and the JWKS refetch cooldown has {retry_after:?} to run")]
+    RefetchThrottled {
+        /// What is left of the cooldown.
+        retry_after: Duration,
+    },
     /// The keys cannot be fetched right now and no cached key matches: 503, so Kinde retries.
     #[error("JWKS unavailable: {0}")]
     Unavailable(Arc<JwksError>),
@@ -63,17 +71,48 @@ pub enum KeyError {
 struct Snapshot {
     /// Bumped on every fetch attempt, so tasks that waited for a fetch do not repeat it.
     generation: u64,
-    keys: HashMap<String, Arc<DecodingKey>>,
+    keys: Arc<KeySet>,
     /// Keys are used without refetching until then.
     fresh_until: Option<Instant>,
+    /// When the fetch that produced `keys` started: a key set fetched after a delivery arrived
+    /// is the issuer's word on that delivery's `kid`.
+    fetched_at: Option<Instant>,
+    /// When the last fetch attempt ended (the refetch cooldown runs from there).
     last_attempt: Option<Instant>,
     last_error: Option<Arc<JwksError>>,
+}
+
+impl Snapshot {
+    fn is_fresh(&self, now: Instant) -> bool {
+        self.fresh_until.is_some_and(|t| now < t)
+    }
+
+    /// Whether the key set is the issuer's answer for a delivery that arrived at `arrived`.
+    fn fetched_since(&self, arrived: Instant) -> bool {
+        self.fetched_at.is_some_and(|t| t >= arrived)
+    }
+
+    fn cooldown_left(&self, now: Instant, cooldown: Duration) -> Option<Duration> {
+        let end = later(self.last_attempt?, cooldown);
+        (now < end).then(|| end - now)
+    }
+}
+
+/// `t + d`, saturating at ~136 years for durations configured as "forever".
+fn later(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d)
+        .unwrap_or_else(|| t + Duration::from_secs(u64::from(u32::MAX)))
 }
 
 /// The cache of the issuer's signing keys.
 ///
 /// Reads on the hot path clone an `Arc` under a briefly held read lock; no lock is held across
 /// I/O. Fetches are serialised by an async mutex (single flight).
+///
+/// For a `kid` it does not hold, the cache answers honestly: [`KeyError::UnknownKid`] only when
+/// a key set fetched after the delivery arrived lacks it (its own refetch, or one it waited on),
+/// [`KeyError::RefetchThrottled`] when the cooldown forbids that refetch, so a stranger's random
+/// `kid` cannot turn Kinde's first deliveries under a new key into 401s.
 pub struct JwksCache {
     source: Arc<dyn KeySource>,
     config: JwksConfig,
@@ -89,13 +128,6 @@ impl std::fmt::Debug for JwksCache {
             .field("fetches", &self.fetch_count())
             .finish_non_exhaustive()
     }
-}
-
-enum Trigger {
-    /// The cached keys passed their TTL.
-    Expired,
-    /// A token named a `kid` the cache does not hold.
-    UnknownKid,
 }
 
 impl JwksCache {
@@ -116,9 +148,15 @@ impl JwksCache {
         self.fetches.load(Ordering::Relaxed)
     }
 
-    /// The `kid`s currently cached.
+    /// The `kid`s of the usable keys currently cached.
     pub fn cached_kids(&self) -> Vec<String> {
-        self.snap().keys.keys().cloned().collect()
+        self.snap().keys.keys.keys().cloned().collect()
+    }
+
+    /// Why the last fetch failed; `None` when it succeeded or none was made yet. Cached keys
+    /// keep verifying meanwhile.
+    pub fn last_error(&self) -> Option<Arc<JwksError>> {
+        self.snap().last_error.clone()
     }
 
     fn snap(&self) -> Arc<Snapshot> {
@@ -129,32 +167,20 @@ impl JwksCache {
             .clone()
     }
 
-    /// The key for `kid`: from the cache when fresh; otherwise after one (shared) fetch.
-    pub async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, KeyError> {
-        let snap = self.snap();
-        let now = Instant::now();
-        let fresh = snap.fresh_until.is_some_and(|t| now < t);
-        if let Some(key) = snap.keys.get(kid) {
-            if fresh {
-                return Ok(key.clone());
-            }
-            self.fetch_once(snap.generation, Trigger::Expired).await;
-            // After a failed refresh the stale keys are still there: keep verifying with them.
-            return self
-                .snap()
-                .keys
-                .get(kid)
-                .cloned()
-                .ok_or(KeyError::UnknownKid);
+    /// The key for `kid`, for a delivery arriving now: from the cache when fresh; otherwise
+    /// after one (shared) fetch. See [`KeyError`] for what each refusal means.
+    pub async fn key(&self, kid: &str) -> Result<Arc<VerifyingKey>, KeyError> {
+        let arrived = Instant::now();
+        let mut snap = self.snap();
+        if !snap.is_fresh(arrived) {
+            self.refresh_expired(snap.generation).await;
+            snap = self.snap();
         }
-        self.fetch_once(snap.generation, Trigger::UnknownKid).await;
-        let after = self.snap();
-        match after.keys.get(kid) {
-            Some(key) => Ok(key.clone()),
-            None => match &after.last_error {
-                Some(err) => Err(KeyError::Unavailable(err.clone())),
-                None => Err(KeyError::UnknownKid),
-            },
+        // After a failed refresh the stale keys are still there: keep verifying with them.
+        match snap.keys.lookup(kid) {
+            Lookup::Found(key) => Ok(key),
+            Lookup::Refused => Err(KeyError::UnknownKid),
+            Lookup::Missing => self.key_not_cached(kid, arrived).await,
         }
     }
 
@@ -167,29 +193,55 @@ impl JwksCache {
         }
     }
 
-    /// Fetches unless another task fetched (or tried) since `seen_generation`, or the cooldown
-    /// forbids it.
-    async fn fetch_once(&self, seen_generation: u64, trigger: Trigger) {
+    /// Refetches expired keys unless another task fetched (or tried) since `seen_generation`.
+    async fn refresh_expired(&self, seen_generation: u64) {
         let _guard = self.fetch_lock.lock().await;
         let snap = self.snap();
-        if snap.generation != seen_generation {
+        if snap.generation != seen_generation || snap.is_fresh(Instant::now()) {
             return;
         }
-        let now = Instant::now();
-        let cooling = snap
-            .last_attempt
-            .is_some_and(|t| now.duration_since(t) < self.config.refetch_cooldown);
-        match trigger {
-            Trigger::UnknownKid if cooling => return,
-            Trigger::Expired if snap.fresh_until.is_some_and(|t| now < t) => return,
-            _ => {}
+        self.fetch_and_store().await;
+    }
+
+    /// A `kid` the cached set does not list: the answer needs a key set fetched after
+    /// `arrived`, which only a refetch outside the cooldown can give.
+    async fn key_not_cached(
+        &self,
+        kid: &str,
+        arrived: Instant,
+    ) -> Result<Arc<VerifyingKey>, KeyError> {
+        let _guard = self.fetch_lock.lock().await;
+        let snap = self.snap();
+        match snap.keys.lookup(kid) {
+            Lookup::Found(key) => return Ok(key),
+            Lookup::Refused => return Err(KeyError::UnknownKid),
+            Lookup::Missing => {}
+        }
+        if snap.fetched_at.is_some() && (snap.fetched_since(arrived) || self.source.is_static()) {
+            return Err(KeyError::UnknownKid);
+        }
+        if let Some(left) = snap.cooldown_left(Instant::now(), self.config.refetch_cooldown) {
+            return Err(match &snap.last_error {
+                Some(err) => KeyError::Unavailable(err.clone()),
+                None => KeyError::RefetchThrottled { retry_after: left },
+            });
         }
         self.fetch_and_store().await;
+        let after = self.snap();
+        match after.keys.lookup(kid) {
+            Lookup::Found(key) => Ok(key),
+            Lookup::Refused => Err(KeyError::UnknownKid),
+            Lookup::Missing => match &after.last_error {
+                Some(err) => Err(KeyError::Unavailable(err.clone())),
+                None => Err(KeyError::UnknownKid),
+            },
+        }
     }
 
     /// One fetch; stores the result. Must be called with `fetch_lock` held.
     async fn fetch_and_store(&self) -> Option<Arc<JwksError>> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
         let result = self.source.fetch().await.and_then(|fetched| {
             let keys = usable_keys(&fetched.body, self.config.max_keys)?;
             Ok((keys, fetched.max_age))
@@ -201,11 +253,17 @@ impl JwksCache {
                 let ttl = max_age
                     .unwrap_or(self.config.default_ttl)
                     .clamp(self.config.min_ttl, self.config.max_ttl);
-                tracing::debug!(keys = keys.len(), ttl_s = ttl.as_secs(), "JWKS fetched");
+                tracing::debug!(
+                    keys = keys.keys.len(),
+                    refused = keys.refused.len(),
+                    ttl_s = ttl.as_secs(),
+                    "JWKS fetched"
+                );
                 let next = Snapshot {
                     generation: prev.generation + 1,
-                    keys,
-                    fresh_until: Some(now + ttl),
+                    keys: Arc::new(keys),
+                    fresh_until: Some(later(now, ttl)),
+                    fetched_at: Some(started),
                     last_attempt: Some(now),
                     last_error: None,
                 };
@@ -213,12 +271,13 @@ impl JwksCache {
             }
             Err(e) => {
                 let e = Arc::new(e);
-                tracing::warn!(error = %e, cached_keys = prev.keys.len(), "JWKS fetch failed; keeping cached keys");
+                tracing::warn!(error = %e, cached_keys = prev.keys.keys.len(), "JWKS fetch failed; keeping cached keys");
                 let next = Snapshot {
                     generation: prev.generation + 1,
                     keys: prev.keys.clone(),
                     // Retry no sooner than the cooldown; meanwhile stale keys keep working.
-                    fresh_until: Some(now + self.config.refetch_cooldown),
+                    fresh_until: Some(later(now, self.config.refetch_cooldown)),
+                    fetched_at: prev.fetched_at,
                     last_attempt: Some(now),
                     last_error: Some(e.clone()),
                 };
@@ -227,5 +286,40 @@ impl JwksCache {
         };
         *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
         err
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestIssuer;
+    use crate::verify::{FetchedJwks, StaticKeySource};
+
+    /// A static document, not declared static: missing kids go through the cooldown.
+    struct Refetchable(StaticKeySource);
+
+    #[async_trait::async_trait]
+    impl KeySource for Refetchable {
+        async fn fetch(&self) -> Result<FetchedJwks, JwksError> {
+            self.0.fetch().await
+        }
+    }
+
+    #[tokio::test]
+    async fn durations_configured_as_forever_do_not_overflow() {
+        let cfg = JwksConfig {
+            refetch_cooldown: Duration::MAX,
+            default_ttl: Duration::MAX,
+            max_ttl: Duration::MAX,
+            ..JwksConfig::default()
+        };
+        let jwks = StaticKeySource::new(TestIssuer::new().jwks().to_string());
+        let cache = JwksCache::new(Arc::new(Refetchable(jwks)), cfg);
+        assert!(cache.key("test-primary").await.is_ok());
+        assert!(matches!(
+            cache.key("elsewhere").await,
+            Err(KeyError::RefetchThrottled { retry_after }) if retry_after > Duration::from_secs(1 << 31)
+        ));
+        assert_eq!(cache.fetch_count(), 1);
     }
 }

@@ -1,14 +1,18 @@
 //! What makes a body an authentic Kinde event: an RS256 JWS signed by a key of the issuer's JWKS,
 //! of webhook shape (not an access or ID token of the same tenant), inside the replay window.
 
+mod claims;
+pub(crate) mod crypto;
 mod issuer;
 mod jwks;
 mod keys;
 mod source;
+mod token;
 
+pub use crypto::VerifyingKey;
 pub use issuer::{check_url, jwks_url, normalize_issuer, IssuerError, JwksPath};
 pub use jwks::{JwksCache, JwksConfig, KeyError};
-pub use keys::MODULUS_BITS;
+pub use keys::{EXPONENTS, MODULUS_BITS};
 #[cfg(feature = "http-jwks")]
 pub use source::HttpKeySource;
 pub use source::{FetchedJwks, JwksError, KeySource, StaticKeySource};
@@ -16,27 +20,11 @@ pub use source::{FetchedJwks, JwksError, KeySource, StaticKeySource};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::Algorithm;
-use serde::de::IgnoredAny;
-use serde::Deserialize;
 use serde_json::value::RawValue;
-use time::OffsetDateTime;
 
 use crate::clock::Clock;
-use crate::event::{parse_timestamp, EventId, EventMeta, Source};
-
-/// Longest `event_id` accepted (it becomes a store key).
-pub const MAX_EVENT_ID_LEN: usize = 256;
-
-/// Whether `id` is an acceptable identifier (an `event_id`, or the `webhook-id` header): 1 to
-/// [`MAX_EVENT_ID_LEN`] bytes of visible ASCII. Ids become store keys and log fields, so nothing
-/// else gets that far.
-pub fn is_valid_id(id: &[u8]) -> bool {
-    !id.is_empty() && id.len() <= MAX_EVENT_ID_LEN && id.iter().all(u8::is_ascii_graphic)
-}
+use crate::event::EventMeta;
 
 /// Why a token was refused. Each variant is one class, so the HTTP layer can choose the status.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -48,22 +36,36 @@ pub enum VerifyError {
     /// `alg` is not RS256 (401).
     #[error("unsupported algorithm {0:?}: only RS256 is accepted")]
     UnsupportedAlgorithm(Algorithm),
+    /// The header lists critical extensions (`crit`), or uses RFC 7797's `b64`: we understand
+    /// none, so RFC 7515 §4.1.11 says refuse (401).
+    #[error("token header uses an extension we do not understand (crit or b64)")]
+    UnsupportedCrit,
     /// The header has no `kid` (401).
     #[error("token header has no kid")]
     MissingKid,
-    /// No key with this `kid`, even after refetching the JWKS (401).
+    /// No usable key with this `kid` in a key set fetched after the delivery arrived, or the
+    /// JWKS lists it with a key we refuse (401).
     #[error("unknown kid")]
     UnknownKid,
+    /// The `kid` is not in the cached keys, which are older than the delivery, and the refetch
+    /// cooldown forbids looking now (503, with `Retry-After`).
+    #[error("unknown kid; the JWKS may be refetched in {retry_after:?}")]
+    KidRefetchThrottled {
+        /// What is left of the refetch cooldown.
+        retry_after: Duration,
+    },
     /// The keys cannot be fetched right now (503).
     #[error("signing keys unavailable: {0}")]
     KeysUnavailable(Arc<JwksError>),
     /// The signature does not verify (401).
     #[error("invalid signature")]
     InvalidSignature,
-    /// Signed, but the claims are not a JSON object we can read (400).
+    /// Signed, but the claims are not a JSON object we can read, or `type` is not 1–256 bytes
+    /// of visible ASCII (400).
     #[error("invalid claims: {0}")]
     InvalidClaims(String),
-    /// Signed by the tenant, but not a webhook (an access or ID token, say) (401).
+    /// Signed by the tenant, but not a webhook (an access or ID token, say: no `type`,
+    /// `event_id`, `timestamp` or `data`, or an audience) (401).
     #[error("not a webhook token")]
     WrongTokenKind,
     /// `event_id` empty, too long or not visible ASCII (400).
@@ -138,27 +140,15 @@ impl ReplayWindow {
 pub struct VerifiedToken {
     /// Envelope fields (`webhook_id` is left empty: it is not part of the token).
     pub meta: EventMeta,
-    /// The `data` object, to be parsed by type.
+    /// The `data` claim as sent: usually an object, but any JSON value is passed on (whether it
+    /// fits the event type is for the handler to say).
     pub data: Box<RawValue>,
 }
 
-#[derive(Deserialize)]
-struct Claims {
-    #[serde(rename = "type")]
-    event_type: Option<String>,
-    event_id: Option<String>,
-    timestamp: Option<serde_json::Value>,
-    event_timestamp: Option<serde_json::Value>,
-    source: Option<String>,
-    ip_address: Option<String>,
-    data: Option<Box<RawValue>>,
-    exp: Option<f64>,
-    nbf: Option<f64>,
-    // Present on access and ID tokens.
-    aud: Option<IgnoredAny>,
-    azp: Option<IgnoredAny>,
-    scp: Option<IgnoredAny>,
-}
+/// Decoded token headers up to this size stay on the stack.
+const HEADER_STACK: usize = 256;
+/// Decoded payloads up to this size stay on the stack.
+const PAYLOAD_STACK: usize = 4096;
 
 /// Verifies tokens against a JWKS cache and a replay window.
 pub struct Verifier {
@@ -179,7 +169,6 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// A verifier over a JWKS cache.
     pub fn new(jwks: Arc<JwksCache>, window: ReplayWindow, clock: Arc<dyn Clock>) -> Self {
-        crate::install_crypto_provider();
         Self {
             jwks,
             window,
@@ -192,103 +181,34 @@ impl Verifier {
         &self.jwks
     }
 
-    /// Verifies one body. Only the header is read before the signature is checked.
+    /// Verifies one body: the header is read and checked, the key for its `kid` looked up, the
+    /// RS256 signature checked, then the claims are parsed (once) and checked. Nothing but the
+    /// header is read before the signature is known to be the issuer's.
     pub async fn verify(&self, body: &[u8]) -> Result<VerifiedToken, VerifyError> {
         let token = body.trim_ascii();
         if token.is_empty() {
             return Err(VerifyError::Malformed("empty body"));
         }
-        if token.iter().filter(|b| **b == b'.').count() != 2 {
-            return Err(VerifyError::Malformed("not a compact JWS"));
-        }
-        let header = jsonwebtoken::decode_header(token)
+        let parts = token::split(token)?;
+        let (mut stack, mut heap) = ([0u8; HEADER_STACK], Vec::new());
+        let header = token::decode(parts.header, &mut stack, &mut heap)
             .map_err(|_| VerifyError::Malformed("unreadable token header"))?;
-        if header.alg != Algorithm::RS256 {
-            return Err(VerifyError::UnsupportedAlgorithm(header.alg));
-        }
-        let kid = header.kid.as_deref().ok_or(VerifyError::MissingKid)?;
-        let key = self.jwks.key(kid).await.map_err(|e| match e {
+        let kid = token::check_header(header)?;
+        let key = self.jwks.key(&kid).await.map_err(|e| match e {
             KeyError::UnknownKid => VerifyError::UnknownKid,
+            KeyError::RefetchThrottled { retry_after } => {
+                VerifyError::KidRefetchThrottled { retry_after }
+            }
             KeyError::Unavailable(err) => VerifyError::KeysUnavailable(err),
         })?;
-        // The signature is checked by jsonwebtoken's own RS256 verifier; the claims are then
-        // read once (`jsonwebtoken::decode` would re-read the header and parse the claims twice
-        // more, for validations that are all off here: exp/nbf are checked below on our clock).
-        let last_dot = token
-            .iter()
-            .rposition(|b| *b == b'.')
-            .ok_or(VerifyError::Malformed("not a compact JWS"))?;
-        let (message, signature) = (&token[..last_dot], &token[last_dot + 1..]);
-        let signature =
-            std::str::from_utf8(signature).map_err(|_| VerifyError::Malformed("bad signature"))?;
-        let valid = jsonwebtoken::crypto::verify(signature, message, &key, Algorithm::RS256)
-            .map_err(|e| match e.kind() {
-                ErrorKind::Base64(_) | ErrorKind::Utf8(_) | ErrorKind::InvalidToken => {
-                    VerifyError::Malformed("bad base64 in token")
-                }
-                _ => VerifyError::InvalidSignature,
-            })?;
-        if !valid {
+        let mut signature = [0u8; crypto::MAX_SIGNATURE_LEN];
+        let signature = token::decode_signature(parts.signature, &mut signature)?;
+        if !key.verify_rs256(parts.signing_input, signature) {
             return Err(VerifyError::InvalidSignature);
         }
-        let first_dot = message
-            .iter()
-            .position(|b| *b == b'.')
-            .ok_or(VerifyError::Malformed("not a compact JWS"))?;
-        let payload = &message[first_dot + 1..];
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload)
+        let (mut stack, mut heap) = ([0u8; PAYLOAD_STACK], Vec::new());
+        let payload = token::decode(parts.payload, &mut stack, &mut heap)
             .map_err(|_| VerifyError::Malformed("bad base64 in token"))?;
-        let claims: Claims = serde_json::from_slice(&payload)
-            .map_err(|e| VerifyError::InvalidClaims(e.to_string()))?;
-        self.check_claims(claims)
-    }
-
-    fn check_claims(&self, c: Claims) -> Result<VerifiedToken, VerifyError> {
-        let (Some(event_type), Some(event_id), Some(ts), Some(data)) =
-            (c.event_type, c.event_id, c.timestamp, c.data)
-        else {
-            return Err(VerifyError::WrongTokenKind);
-        };
-        if c.aud.is_some() || c.azp.is_some() || c.scp.is_some() {
-            return Err(VerifyError::WrongTokenKind);
-        }
-        let event_id = EventId::new(event_id).map_err(|_| VerifyError::InvalidEventId)?;
-        let now = self.clock.now();
-        let unix = now.unix_timestamp() as f64;
-        if c.exp.is_some_and(|exp| exp <= unix) {
-            return Err(VerifyError::Expired);
-        }
-        if c.nbf.is_some_and(|nbf| nbf > unix) {
-            return Err(VerifyError::NotYetValid);
-        }
-        let timestamp = parse_timestamp(&ts).map_err(|_| VerifyError::InvalidTimestamp)?;
-        self.check_window(now, timestamp)?;
-        let event_timestamp = c
-            .event_timestamp
-            .as_ref()
-            .and_then(|v| parse_timestamp(v).ok());
-        Ok(VerifiedToken {
-            meta: EventMeta {
-                event_id,
-                event_type,
-                source: c.source.map(Source::from),
-                timestamp,
-                event_timestamp,
-                ip_address: c.ip_address,
-                webhook_id: None,
-            },
-            data,
-        })
-    }
-
-    fn check_window(&self, now: OffsetDateTime, ts: OffsetDateTime) -> Result<(), VerifyError> {
-        if ts < now && (now - ts) > self.window.max_age {
-            return Err(VerifyError::Stale);
-        }
-        if ts > now && (ts - now) > self.window.max_future {
-            return Err(VerifyError::Future);
-        }
-        Ok(())
+        claims::check(claims::parse(payload)?, self.clock.now(), &self.window)
     }
 }

@@ -66,6 +66,12 @@ impl FetchedJwks {
 pub trait KeySource: Send + Sync + 'static {
     /// Fetches the current key set.
     async fn fetch(&self) -> Result<FetchedJwks, JwksError>;
+
+    /// Whether every fetch returns the same key set (keys pinned in configuration): then a
+    /// `kid` missing from it is unknown at once, with no refetch. `false` by default.
+    fn is_static(&self) -> bool {
+        false
+    }
 }
 
 /// A fixed JWKS document, e.g. for air-gapped tests or keys pinned in configuration.
@@ -87,6 +93,10 @@ impl StaticKeySource {
 impl KeySource for StaticKeySource {
     async fn fetch(&self) -> Result<FetchedJwks, JwksError> {
         Ok(FetchedJwks::new(self.body.clone()))
+    }
+
+    fn is_static(&self) -> bool {
+        true
     }
 }
 

@@ -108,12 +108,19 @@ impl Outcome {
         matches!(self, Outcome::Handled)
     }
 
-    /// Seconds to send in `Retry-After` (every 503 has one).
+    /// Seconds to send in `Retry-After` (every 503 has one): whole seconds, rounded up, at
+    /// least 1.
     fn retry_after(&self) -> Option<u64> {
         match self {
             Outcome::TooManyDeliveries => Some(1),
             Outcome::StoreUnavailable => Some(RETRY_AFTER_SECS),
             Outcome::Rejected(VerifyError::KeysUnavailable(_)) => Some(RETRY_AFTER_SECS),
+            Outcome::Rejected(VerifyError::KidRefetchThrottled { retry_after }) => {
+                let secs = retry_after
+                    .as_secs()
+                    .saturating_add(u64::from(retry_after.subsec_nanos() > 0));
+                Some(secs.max(1))
+            }
             _ => None,
         }
     }
@@ -126,6 +133,7 @@ fn rejected_status(e: &VerifyError) -> StatusCode {
             StatusCode::BAD_REQUEST
         }
         VerifyError::UnsupportedAlgorithm(_)
+        | VerifyError::UnsupportedCrit
         | VerifyError::MissingKid
         | VerifyError::UnknownKid
         | VerifyError::InvalidSignature
@@ -135,7 +143,9 @@ fn rejected_status(e: &VerifyError) -> StatusCode {
         | VerifyError::Future
         | VerifyError::Expired
         | VerifyError::NotYetValid => StatusCode::UNAUTHORIZED,
-        VerifyError::KeysUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        VerifyError::KeysUnavailable(_) | VerifyError::KidRefetchThrottled { .. } => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
     }
 }
 
@@ -144,7 +154,9 @@ fn rejected_code(e: &VerifyError) -> &'static str {
     match e {
         VerifyError::Malformed(_) => "malformed_token",
         VerifyError::UnsupportedAlgorithm(_) => "unsupported_algorithm",
+        VerifyError::UnsupportedCrit => "unsupported_crit",
         VerifyError::MissingKid => "missing_kid",
+        VerifyError::KidRefetchThrottled { .. } => "kid_refetch_throttled",
         VerifyError::UnknownKid => "unknown_kid",
         VerifyError::KeysUnavailable(_) => "jwks_unavailable",
         VerifyError::InvalidSignature => "invalid_signature",
@@ -227,5 +239,59 @@ impl WebhookResponse {
         *resp.status_mut() = self.status();
         *resp.headers_mut() = self.headers();
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up_and_at_least_one() {
+        let header = |ms: u64| {
+            let resp = WebhookResponse::new(Outcome::Rejected(VerifyError::KidRefetchThrottled {
+                retry_after: Duration::from_millis(ms),
+            }));
+            assert_eq!(
+                (resp.status(), resp.outcome().code()),
+                (StatusCode::SERVICE_UNAVAILABLE, "kid_refetch_throttled")
+            );
+            resp.headers()[header::RETRY_AFTER]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(header(0), "1");
+        assert_eq!(header(1), "1");
+        assert_eq!(header(1000), "1");
+        assert_eq!(header(1001), "2");
+        assert_eq!(header(9_500), "10");
+        assert_eq!(header(u64::MAX), (u64::MAX / 1000 + 1).to_string());
+        let crit = WebhookResponse::new(Outcome::Rejected(VerifyError::UnsupportedCrit));
+        assert_eq!(
+            (crit.status(), crit.outcome().code()),
+            (StatusCode::UNAUTHORIZED, "unsupported_crit")
+        );
+        assert!(!crit.headers().contains_key(header::RETRY_AFTER));
+    }
+
+    #[test]
+    fn every_503_says_when_to_come_back() {
+        for outcome in [
+            Outcome::StoreUnavailable,
+            Outcome::TooManyDeliveries,
+            Outcome::Rejected(VerifyError::KeysUnavailable(std::sync::Arc::new(
+                crate::verify::JwksError::Status(500),
+            ))),
+        ] {
+            let resp = WebhookResponse::new(outcome);
+            assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(resp.headers().contains_key(header::RETRY_AFTER), "{:?}", resp.outcome());
+        }
+        let timeout = WebhookResponse::new(Outcome::BodyTimeout);
+        assert_eq!(timeout.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(timeout.headers()[header::CONNECTION], "close");
     }
 }

@@ -111,11 +111,14 @@ pub struct Harness {
     pub webhooks: Webhooks,
 }
 
-/// JWKS tuning for tests: a short cooldown so "issuer back" is seen quickly.
+/// JWKS tuning for tests: a short cooldown so "issuer back" is seen quickly, and a fetch
+/// timeout no loopback fetch on a loaded machine runs into (tests that expect a timeout set
+/// their own).
 pub fn fast_jwks() -> JwksConfig {
     let mut c = JwksConfig::default();
     c.refetch_cooldown = Duration::from_millis(50);
     c.min_ttl = Duration::from_millis(10);
+    c.fetch_timeout = Duration::from_secs(30);
     c
 }
 

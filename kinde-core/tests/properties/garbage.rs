@@ -75,15 +75,17 @@ fn encode(how: u8, bytes: &[u8]) -> String {
 /// Three segments that look like a JWT: a JSON header with a random `alg` and `kid`, a payload
 /// (random bytes, random JSON or real webhook claims) and a random signature.
 fn near_jwt() -> impl Strategy<Value = Vec<u8>> {
+    // RS256 most of the time, so that enough bodies get as far as the key lookup for the
+    // property's own check (a few per run) to hold on every run, not 19 in 20.
     let alg = prop_oneof![
-        Just(json!("RS256")),
-        Just(json!("HS256")),
-        Just(json!("none")),
-        Just(json!("ES256")),
-        Just(json!("PS256")),
-        Just(json!("RS512")),
-        "[A-Za-z0-9]{0,8}".prop_map(Value::from),
-        json_value(),
+        8 => Just(json!("RS256")),
+        1 => Just(json!("HS256")),
+        1 => Just(json!("none")),
+        1 => Just(json!("ES256")),
+        1 => Just(json!("PS256")),
+        1 => Just(json!("RS512")),
+        1 => "[A-Za-z0-9]{0,8}".prop_map(Value::from),
+        1 => json_value(),
     ];
     let kid = option::of(prop_oneof![
         Just(json!("test-primary")),

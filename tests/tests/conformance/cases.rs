@@ -2,8 +2,8 @@
 //! (`before`), builds its request from the server's issuer, and says what must come back.
 
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use kinde_core::testing::{access_token_claims, TestEvent, TestKey};
+use jsonwebtoken::{Algorithm, Header};
+use kinde_core::testing::{access_token_claims, sign_hs256, TestEvent, TestKey};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -161,9 +161,11 @@ pub fn table() -> Vec<Case> {
             refused(401, "invalid_signature"),
             forged,
         ),
+        // Past the cooldown, the receiver refetches and the issuer's keys lack it: 401.
         case("unknown kid", refused(401, "unknown_kid"), |s, _| {
             deliver(s, TestKey::attacker().sign(&claims()))
-        }),
+        })
+        .before(&[PassCooldown]),
         case(
             "tampered payload",
             refused(401, "invalid_signature"),
@@ -182,6 +184,26 @@ pub fn table() -> Vec<Case> {
             deliver(s, s.issuer.signer().sign_with_header(&header, &claims()))
         }),
         case("alg none", malformed(), alg_none),
+        case(
+            "a critical header extension",
+            refused(401, "unsupported_crit"),
+            |s, _| {
+                let mut header = Header::new(Algorithm::RS256);
+                header.kid = Some(s.issuer.signer().kid().to_owned());
+                header.crit = Some(vec!["exp".into()]);
+                deliver(s, s.issuer.signer().sign_with_header(&header, &claims()))
+            },
+        ),
+        case(
+            "a type with a newline in it",
+            refused(400, "invalid_claims"),
+            |s, _| {
+                let c = TestEvent::sample("user.created")
+                    .claim("type", json!("user.created\nhandled user.created event_x"))
+                    .into_claims();
+                deliver(s, s.issuer.sign(&c))
+            },
+        ),
         case(
             "HS256, the public key as secret",
             refused(401, "unsupported_algorithm"),
@@ -418,11 +440,8 @@ fn alg_none(s: &Server, _: &mut Memo) -> Req {
 fn hs256(s: &Server, _: &mut Memo) -> Req {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(s.issuer.signer().kid().to_owned());
-    let secret = EncodingKey::from_secret(s.issuer.signer().public_pem().as_bytes());
-    deliver(
-        s,
-        jsonwebtoken::encode(&header, &claims(), &secret).unwrap(),
-    )
+    let secret = s.issuer.signer().public_pem().as_bytes().to_vec();
+    deliver(s, sign_hs256(&header, &claims(), &secret))
 }
 
 /// The limit plus one byte, chunked, and the upload never ends: only a server that stops

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use self::tables::{Tables, EVENTS, META, SCHEMA_KEY, SCHEMA_VERSION};
 use self::writer::{Reply, Request, Writer};
 use super::{Claim, ClaimToken, Fenced, IdempotencyStore, StoreError};
-use crate::verify::is_valid_id;
+use crate::event::is_valid_id;
 
 /// Memory the database may use to cache pages of the file.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 
 use self::conn::{from_redis, LazyConn};
 use super::{Claim, ClaimToken, Fenced, IdempotencyStore, StoreError};
-use crate::verify::is_valid_id;
+use crate::event::is_valid_id;
 
 /// The value of a handled event.
 const DONE: &[u8] = b"d";
