@@ -11,6 +11,7 @@ use ::redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, ServerErrorKind
 use tokio::time::Instant;
 
 use super::config::{RedisConfigError, RedisStoreConfig};
+use super::tls;
 use crate::store::StoreError;
 
 /// A connection to a single server (reconnecting by itself) or to a cluster.
@@ -90,20 +91,26 @@ impl LazyConn {
             for (i, url) in config.urls.iter().enumerate() {
                 ::redis::Client::open(url.as_str()).map_err(invalid(i))?;
             }
-            let client = ClusterClientBuilder::new(config.urls.clone())
+            let mut builder = ClusterClientBuilder::new(config.urls.clone())
                 .connection_timeout(config.connect_timeout)
                 .response_timeout(config.command_timeout)
                 .retries(2)
                 .min_retry_wait(10)
-                .max_retry_wait(200)
-                .build()
-                .map_err(invalid(0))?;
-            Client::Cluster(client)
+                .max_retry_wait(200);
+            if let Some(certificates) = tls::certificates(&config.tls) {
+                builder = builder.certs(certificates);
+            }
+            Client::Cluster(builder.build().map_err(invalid(0))?)
         } else {
             if config.urls.len() > 1 {
                 return Err(RedisConfigError::SeveralUrls(config.urls.len()));
             }
-            let client = ::redis::Client::open(config.urls[0].as_str()).map_err(invalid(0))?;
+            let url = config.urls[0].as_str();
+            let client = match tls::certificates(&config.tls) {
+                Some(certificates) => ::redis::Client::build_with_tls(url, certificates),
+                None => ::redis::Client::open(url),
+            }
+            .map_err(invalid(0))?;
             let manager = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(config.connect_timeout))
                 .set_response_timeout(Some(config.command_timeout))
@@ -160,6 +167,11 @@ impl LazyConn {
         created.unwrap_or(Err(StoreError::Timeout(self.connect_timeout)))
     }
 
+    /// Forgets the connection, whatever it is (after it panicked: it may be poisoned).
+    pub(super) fn reset(&self) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// Called with a failed command's error: forgets the connection when a new one may help.
     pub(super) fn failed(&self, generation: u64, e: &RedisError) {
         let renew = matches!(
@@ -189,3 +201,36 @@ pub(super) fn from_redis(e: RedisError, timeout: Duration) -> StoreError {
         unavailable(e)
     }
 }
+
+/// The Redis client panicked; the panic's message, and what to do when it is rustls's.
+#[derive(Debug)]
+pub(super) struct ClientPanicked(String);
+
+impl ClientPanicked {
+    pub(super) fn new(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        Self(message.trim().to_owned())
+    }
+}
+
+impl std::fmt::Display for ClientPanicked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.contains("CryptoProvider") {
+            write!(
+                f,
+                "rustls could not choose a crypto provider for rediss:// (two are compiled into \
+                 this program and none is installed): call \
+                 rustls::crypto::CryptoProvider::install_default once at start-up. rustls said: {}",
+                self.0
+            )
+        } else {
+            write!(f, "the Redis client panicked: {}", self.0)
+        }
+    }
+}
+
+impl std::error::Error for ClientPanicked {}
