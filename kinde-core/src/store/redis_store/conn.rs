@@ -127,7 +127,7 @@ impl LazyConn {
         })
     }
 
-    fn current(&self) -> Option<(u64, Conn)> {
+    pub(super) fn current(&self) -> Option<(u64, Conn)> {
         self.current
             .lock()
             .unwrap_or_else(|e| e.into_inner())

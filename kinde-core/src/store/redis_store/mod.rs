@@ -261,3 +261,49 @@ impl RedisStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What rustls panics with when two providers are compiled in and none is installed.
+    const RUSTLS_PANIC: &str = "\nCould not automatically determine the process-level \
+        CryptoProvider from Rustls crate features.\nCall CryptoProvider::install_default() \
+        before this point to select a provider manually, or make sure exactly one of the \
+        'aws-lc-rs' and 'ring' features is enabled.\n";
+
+    #[tokio::test]
+    async fn a_panic_inside_the_client_is_a_store_error_and_the_connection_is_replaced() {
+        let store = RedisStore::open("redis://127.0.0.1:1").unwrap();
+        for (message, expected) in [
+            (
+                RUSTLS_PANIC,
+                "rustls::crypto::CryptoProvider::install_default",
+            ),
+            (
+                "something else",
+                "the Redis client panicked: something else",
+            ),
+        ] {
+            let r = store
+                .run(|_conn| async move {
+                    // (Always true; the `Ok` below gives the future its type.)
+                    if !message.is_empty() {
+                        panic!("{message}");
+                    }
+                    Ok::<(), RedisError>(())
+                })
+                .await;
+            let e = r.unwrap_err();
+            assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+            assert!(e.to_string().contains(expected), "{e}");
+            // The connection it ran on, maybe poisoned, is gone; the next one is new.
+            assert!(store.conn.current().is_none());
+        }
+        let (generation, _) = store.conn.get().await.unwrap();
+        assert_eq!(
+            generation, 3,
+            "a connection per operation, none reused after a panic"
+        );
+    }
+}
