@@ -23,12 +23,32 @@ pub struct Tls {
     pub server_key: Vec<u8>,
 }
 
+/// Does what an application must do in a build that compiles two rustls providers in (e.g.
+/// `--features redis,rust-crypto`): install one, before building a `rediss://` store. Does
+/// nothing in the other builds, where rustls chooses by itself (`tests/redis_tls_provider.rs`
+/// covers both).
+pub fn as_an_application_would() {
+    let two = cfg!(all(
+        feature = "rust-crypto",
+        any(feature = "aws-lc-rs", feature = "http-jwks")
+    ));
+    if two && rustls::crypto::CryptoProvider::get_default().is_none() {
+        #[cfg(feature = "aws-lc-rs")]
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        #[cfg(not(feature = "aws-lc-rs"))]
+        let provider = rustls::crypto::ring::default_provider();
+        // Another test may have won the race: either way one is installed.
+        let _ = provider.install_default();
+    }
+}
+
 fn read(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
 }
 
 /// The TLS servers, or `None` (after saying why) when the test should skip.
 pub fn tls() -> Option<Tls> {
+    as_an_application_would();
     let url = env_or_skip("KINDE_TEST_REDIS_TLS_URL")?;
     let mtls_url = env_or_skip("KINDE_TEST_REDIS_MTLS_URL")?;
     let ca_path = env_or_skip("KINDE_TEST_REDIS_TLS_CA")?;

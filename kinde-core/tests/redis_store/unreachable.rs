@@ -82,6 +82,7 @@ fn bad_configurations_are_refused_without_connecting() {
 
 #[test]
 fn tls_settings_that_cannot_work_are_refused_without_connecting() {
+    redis_common::tls::as_an_application_would();
     const NOT_PEM: &[u8] = b"not a certificate";
     let no_block = |e: &RedisConfigError| e.to_string().contains("no CERTIFICATE block");
     // TLS settings with a plain URL would be ignored (single server) or switch TLS on behind

@@ -63,11 +63,13 @@ pub(super) struct LazyConn {
     /// Single flight for creating a connection.
     connecting: tokio::sync::Mutex<u64>,
     connect_timeout: Duration,
+    /// Whether the connections use TLS.
+    tls: bool,
 }
 
 impl LazyConn {
     /// Parses the URLs; connects to nothing.
-    pub(super) fn new(config: &RedisStoreConfig) -> Result<Self, RedisConfigError> {
+    pub(super) fn new(config: &RedisStoreConfig, tls: bool) -> Result<Self, RedisConfigError> {
         if config.urls.is_empty() {
             return Err(RedisConfigError::NoUrl);
         }
@@ -124,6 +126,7 @@ impl LazyConn {
             current: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(0),
             connect_timeout: config.connect_timeout,
+            tls,
         })
     }
 
@@ -151,12 +154,18 @@ impl LazyConn {
                     ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
                         .map_err(unavailable)?,
                 ),
-                Client::Cluster(client) => Conn::Cluster(
-                    client
-                        .get_async_connection()
-                        .await
-                        .map_err(|e| from_redis(e, self.connect_timeout))?,
-                ),
+                Client::Cluster(client) => {
+                    Conn::Cluster(client.get_async_connection().await.map_err(|e| {
+                        if self.tls && rustls::crypto::CryptoProvider::get_default().is_none() {
+                            // The cluster client connects in tasks of its own: a panic in
+                            // rustls there shows only as a dropped task. Still no provider
+                            // installed after an attempt to connect is the tell.
+                            StoreError::Unavailable(Box::new(NoProvider(e)))
+                        } else {
+                            from_redis(e, self.connect_timeout)
+                        }
+                    })?)
+                }
             };
             *generation += 1;
             let entry = (*generation, conn);
@@ -199,6 +208,28 @@ pub(super) fn from_redis(e: RedisError, timeout: Duration) -> StoreError {
         StoreError::Timeout(timeout)
     } else {
         unavailable(e)
+    }
+}
+
+/// A TLS cluster connection failed while no rustls provider is installed.
+#[derive(Debug)]
+struct NoProvider(RedisError);
+
+impl std::fmt::Display for NoProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (and no rustls crypto provider is installed: if this program compiles in two, \
+             rustls cannot choose one and panics when connecting; call \
+             rustls::crypto::CryptoProvider::install_default once at start-up)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for NoProvider {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
     }
 }
 

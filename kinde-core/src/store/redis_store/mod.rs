@@ -111,17 +111,21 @@ use super::{Fenced, IdempotencyStore};
 /// [`RedisConfigError::TlsProviderAmbiguous`] for a `rediss://` store unless a provider is
 /// installed first, e.g.
 ///
-/// ```ignore
-/// // once, at the start of main (add `rustls = "0.23"` to your dependencies)
-/// rustls::crypto::aws_lc_rs::default_provider().install_default().ok();
+/// ```no_run
+/// # #[cfg(feature = "aws-lc-rs")] {
+/// // Once, at the start of main (with `rustls = "0.23"` among your dependencies):
+/// let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+/// # }
 /// ```
 ///
 /// Another crate of the application can also enable rustls's second provider, which kinde-core
 /// cannot see; an application in that situation must install a provider anyway (its own rustls
-/// users would panic too). If it does not, the first `rediss://` connection's panic inside
-/// rustls is caught (with `panic = "unwind"`, the default): the operation fails with a
-/// [`StoreError::Unavailable`] that says to install a provider, and deliveries get 503 until
-/// then.
+/// users would panic too). If it does not, each `rediss://` connection attempt panics inside
+/// rustls; with `panic = "unwind"` (the default) the panic is caught (by the store, or for a
+/// cluster by the runtime running redis-rs's connection task, after the panic hook has printed
+/// rustls's message): the operation fails with a [`StoreError::Unavailable`] that says to
+/// install a provider, deliveries get 503, and once a provider is installed the store connects
+/// without a restart.
 ///
 /// # Operating Redis for it
 ///
@@ -174,7 +178,7 @@ impl RedisStore {
     pub fn new(config: RedisStoreConfig) -> Result<Self, RedisConfigError> {
         let tls = tls::check(&config)?;
         Ok(Self {
-            conn: LazyConn::new(&config)?,
+            conn: LazyConn::new(&config, tls)?,
             prefix: config.key_prefix,
             command_timeout: config.command_timeout,
             fail_mode: config.fail_mode,
