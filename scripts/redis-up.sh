@@ -21,15 +21,15 @@
 # It returns once every server answers, both clusters say cluster_state:ok on every node, and
 # every replica is in sync with its master (about 6 s for the 15 servers on a quiet machine).
 #
-# Exports:
+# Exports (the *_CMD variables are commands for `sh -c`):
 #   KINDE_TEST_REDIS_URL               redis://127.0.0.1:P           the single server
 #   KINDE_TEST_REDIS_STOP_CMD          sh command: stops the single server (waits until it is gone)
 #   KINDE_TEST_REDIS_START_CMD         sh command: starts it again (waits until it answers PING)
 #   KINDE_TEST_REDIS_CLUSTER_URLS      redis://127.0.0.1:P1,...,P6   the cluster's six nodes
 #                                      (masters and replicas; which is which changes on failover)
-#   KINDE_TEST_REDIS_NODE_CMD          sh command + `kill PORT` (SIGKILL, waits until it is gone)
-#                                      or `start PORT` (same config and directory, waits for PING),
-#                                      for any node of either cluster
+#   KINDE_TEST_REDIS_NODE_CMD          sh command (scripts/redis-node.sh ROOT) + `kill PORT`
+#                                      (SIGKILL, waits until it is gone) or `start PORT` (same
+#                                      config and directory, waits for PING), any cluster node
 #   KINDE_TEST_REDIS_TLS_URL           rediss://127.0.0.1:P          TLS, no client certificate needed
 #   KINDE_TEST_REDIS_MTLS_URL          rediss://127.0.0.1:P          TLS, client certificate required
 #   KINDE_TEST_REDIS_TLS_CLUSTER_URLS  rediss://127.0.0.1:P1,...,P6  the TLS cluster's six nodes
@@ -135,33 +135,6 @@ _kinde_redis_start() {
     return 1
 }
 
-# Writes the test certificates into directory $1: ca, server (IP:127.0.0.1), client, other-ca.
-_kinde_redis_certs() {
-    local d=$1
-    mkdir -p "$d"
-    (
-        set -e
-        cd "$d"
-        ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
-        for ca in ca other-ca; do
-            openssl req -x509 "${ec[@]}" -keyout "$ca.key" -out "$ca.crt" -days 7 \
-                -subj "/CN=kinde-webhooks test $ca" \
-                -addext "basicConstraints=critical,CA:TRUE" \
-                -addext "keyUsage=critical,keyCertSign,cRLSign"
-        done
-        printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
-            "extendedKeyUsage=serverAuth,clientAuth" "subjectAltName=IP:127.0.0.1" >server.ext
-        printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
-            "extendedKeyUsage=clientAuth" >client.ext
-        for leaf in server client; do
-            openssl req "${ec[@]}" -keyout "$leaf.key" -out "$leaf.csr" \
-                -subj "/CN=kinde-webhooks test $leaf"
-            openssl x509 -req -in "$leaf.csr" -CA ca.crt -CAkey ca.key -CAcreateserial \
-                -days 7 -extfile "$leaf.ext" -out "$leaf.crt"
-        done
-    ) >"$d/openssl.log" 2>&1
-}
-
 # Creates a cluster of the six nodes whose directories are $2..$7 (the first three become
 # masters, each of the others a replica), with redis-cli flags $1, and waits until every node
 # says cluster_state:ok and every replica is in sync. Logs into $root/$8.log.
@@ -200,50 +173,6 @@ _kinde_redis_cluster() {
     done
     _kinde_redis_log "the cluster ($log) did not reach cluster_state:ok with 3 synced replicas within 60 s"
     return 1
-}
-
-# The TLS servers: certificates, a TLS server, an mTLS server, a TLS cluster. Sets
-# _kinde_tls_* for the exports; returns 1 (after logging) if TLS cannot be set up.
-_kinde_redis_tls_up() {
-    local root=$1 certs="$1/tls" tls_lines flags node i dirs=() ports=()
-    if ! command -v openssl >/dev/null 2>&1; then
-        _kinde_redis_log "openssl not found: no TLS servers (the TLS tests will skip)"
-        return 1
-    fi
-    if ! _kinde_redis_certs "$certs"; then
-        _kinde_redis_log "generating the test certificates failed (log: $certs/openssl.log)"
-        cat "$certs/openssl.log" >&2
-        return 1
-    fi
-    tls_lines=("port 0" "tls-port @PORT@" "tls-cert-file $certs/server.crt"
-        "tls-key-file $certs/server.key" "tls-ca-cert-file $certs/ca.crt")
-    flags="--tls --cacert $certs/ca.crt --cert $certs/client.crt --key $certs/client.key"
-    if ! node=$(_kinde_redis_start "$root" tls "$flags" "${tls_lines[@]}" "tls-auth-clients no"); then
-        _kinde_redis_log "could not start a TLS redis-server (built without TLS? see $root/tls-*/redis.log)"
-        return 1
-    fi
-    _kinde_tls_url="rediss://127.0.0.1:${node%% *}"
-    if ! node=$(_kinde_redis_start "$root" mtls "$flags" "${tls_lines[@]}" "tls-auth-clients yes"); then
-        _kinde_redis_log "could not start the mutual-TLS redis-server"
-        return 1
-    fi
-    _kinde_mtls_url="rediss://127.0.0.1:${node%% *}"
-    for i in 1 2 3 4 5 6; do
-        if ! node=$(_kinde_redis_start "$root" tlsnode "$flags" "${tls_lines[@]}" \
-            "tls-auth-clients no" "tls-cluster yes" "tls-replication yes" "appendonly no" \
-            "cluster-enabled yes" "cluster-config-file nodes.conf" "cluster-node-timeout 1000" \
-            "repl-diskless-sync-delay 0"); then
-            _kinde_redis_log "could not start TLS cluster node $i"
-            return 1
-        fi
-        ports+=("${node%% *}")
-        dirs+=("${node#* }")
-    done
-    _kinde_redis_cluster "$flags" "${dirs[@]}" "$root/tls-cluster-create.log" || return 1
-    _kinde_tls_cluster_urls=$(printf 'rediss://127.0.0.1:%s,' "${ports[@]}")
-    _kinde_tls_cluster_urls=${_kinde_tls_cluster_urls%,}
-    _kinde_tls_certs=$certs
-    return 0
 }
 
 _kinde_redis_up() {
@@ -339,52 +268,19 @@ EOF
         _kinde_redis_cleanup_failed
         return 1
     fi
-    cat >"$root/node.sh" <<EOF
-#!/bin/sh
-# Usage: node.sh kill PORT | start PORT -- a node of a test cluster: SIGKILL it (as a crash;
-# waits until it is gone), or start it again with its config and directory (waits for PING).
-dir=\$(ls -d '$root'/*node-"\$2" 2>/dev/null | head -n 1)
-[ -n "\$2" ] && [ -f "\$dir/redis.conf" ] || { echo "node.sh: no cluster node on port \$2" >&2; exit 2; }
-case \$1 in
-kill)
-    pid=\$(cat "\$dir/redis.pid" 2>/dev/null)
-    [ -n "\$pid" ] && kill -KILL "\$pid" 2>/dev/null
-    i=0
-    while [ \$i -lt 100 ]; do
-        if [ -z "\$pid" ] || ! kill -0 "\$pid" 2>/dev/null; then exit 0; fi
-        case "\$(cat /proc/\$pid/stat 2>/dev/null)" in *") Z "*) exit 0 ;; esac
-        sleep 0.1
-        i=\$((i + 1))
-    done
-    echo "node.sh: node \$2 did not die" >&2
-    exit 1
-    ;;
-start)
-    redis-server "\$dir/redis.conf" >/dev/null || exit 1
-    i=0
-    while [ \$i -lt 100 ]; do
-        case "\$(redis-cli \$(cat "\$dir/cli-flags") -p "\$2" ping 2>/dev/null)" in *PONG*) exit 0 ;; esac
-        sleep 0.1
-        i=\$((i + 1))
-    done
-    echo "node.sh: node \$2 did not answer PING" >&2
-    exit 1
-    ;;
-*)
-    echo "usage: node.sh kill|start PORT" >&2
-    exit 2
-    ;;
-esac
-EOF
 
     export KINDE_TEST_REDIS_URL="redis://127.0.0.1:$sport"
     export KINDE_TEST_REDIS_STOP_CMD="sh '$sdir/stop.sh'"
     export KINDE_TEST_REDIS_START_CMD="sh '$sdir/start.sh'"
     KINDE_TEST_REDIS_CLUSTER_URLS=$(printf 'redis://127.0.0.1:%s,' "${ports[@]}")
     export KINDE_TEST_REDIS_CLUSTER_URLS=${KINDE_TEST_REDIS_CLUSTER_URLS%,}
-    export KINDE_TEST_REDIS_NODE_CMD="sh '$root/node.sh'"
+    local scripts
+    scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+    export KINDE_TEST_REDIS_NODE_CMD="bash '$scripts/redis-node.sh' '$root'"
 
-    # 3. TLS. Missing TLS is only fatal when every Redis test must run.
+    # 3. TLS (scripts/redis-tls.sh). Missing TLS is only fatal when every Redis test must run.
+    # shellcheck source=scripts/redis-tls.sh
+    source "$scripts/redis-tls.sh"
     local _kinde_tls_url _kinde_mtls_url _kinde_tls_cluster_urls _kinde_tls_certs
     if _kinde_redis_tls_up "$root"; then
         export KINDE_TEST_REDIS_TLS_URL=$_kinde_tls_url
