@@ -221,8 +221,9 @@ async fn the_tls_cluster() {
 
 /// Without a CA bundle the platform trust store is used, as rustls-native-certs finds it:
 /// this process's does not hold the test CA, so the server is not trusted; a process whose
-/// `SSL_CERT_FILE` is the test CA trusts it; one whose `SSL_CERT_FILE` is missing is refused
-/// at build time. (The environment is changed only in child processes: this one has threads.)
+/// `SSL_CERT_FILE` is the test CA trusts it; one whose `SSL_CERT_FILE` is missing, or holds no
+/// certificate, is refused at build time (a configured CA bundle still works in the latter).
+/// (The environment is changed only in child processes: this one has threads.)
 #[tokio::test]
 async fn without_a_ca_bundle_the_platform_trust_store_is_used() {
     let Some(tls) = tls() else {
@@ -239,6 +240,7 @@ async fn without_a_ca_bundle_the_platform_trust_store_is_used() {
     }
     child(&tls, "trusted", tls.ca_path.to_str().unwrap()).await;
     child(&tls, "missing", "/nonexistent/kinde-test-ca.pem").await;
+    child(&tls, "empty", "/dev/null").await;
 }
 
 /// Runs [`platform_trust_store_child`] in a child process with `SSL_CERT_FILE=cert_file`.
@@ -293,6 +295,29 @@ async fn platform_trust_store_child() {
                     && e.to_string().contains("SSL_CERT_FILE"),
                 "{e}"
             );
+        }
+        "empty" => {
+            let e = built.unwrap_err();
+            assert!(
+                matches!(e, RedisConfigError::PlatformTrustStore { .. })
+                    && e.to_string().contains("no CA certificate"),
+                "{e}"
+            );
+            // What the application gave is checked first, and a CA bundle needs no platform CA.
+            let e = RedisStore::new(config(&tls.url, GENEROUS).tls_client_cert_pem("x", "y"))
+                .unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    RedisConfigError::InvalidTls {
+                        what: "client certificate",
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+            let s = RedisStore::new(config(&tls.url, GENEROUS).tls_ca_pem(tls.ca.clone()));
+            s.unwrap().ping().await.unwrap();
         }
         other => panic!("unknown mode {other}"),
     }

@@ -67,66 +67,51 @@ pub(super) fn check(config: &RedisStoreConfig) -> Result<bool, RedisConfigError>
     if tls_urls == 0 {
         return Ok(false);
     }
+    // What the application gave first, then what the process and the platform provide.
+    let ca = config.tls.ca_pem.as_deref().map(ca_bundle).transpose()?;
+    let client = config
+        .tls
+        .client_pem
+        .as_ref()
+        .map(client_cert)
+        .transpose()?;
     let provider = match CryptoProvider::get_default() {
         Some(installed) => installed.clone(),
         None if BUILD_HAS_TWO_PROVIDERS => return Err(RedisConfigError::TlsProviderAmbiguous),
         None => Arc::new(own_provider()),
     };
-    let roots = roots(&config.tls)?;
+    let platform = platform_roots()?;
+    let roots = match ca {
+        Some(ca) => ca,
+        None if platform.is_empty() => {
+            return Err(RedisConfigError::PlatformTrustStore {
+                source: Box::new(Reason(
+                    "it holds no CA certificate, so no server certificate could be verified",
+                )),
+            })
+        }
+        None => platform,
+    };
     // The configuration each connection will build, made once here with an explicit provider
-    // (nothing process-wide is touched) to find out whether it can be built at all.
+    // (nothing process-wide is touched) to find out whether it can be built at all: this is
+    // where a key that is not the certificate's is found.
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| invalid("configuration")(Box::new(e)))?
         .with_root_certificates(roots);
-    match &config.tls.client_pem {
+    match client {
         None => drop(builder.with_no_client_auth()),
-        Some((cert_pem, key_pem)) => {
-            let chain = CertificateDer::pem_slice_iter(cert_pem)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| invalid("client certificate")(Box::new(e)))?;
-            if chain.is_empty() {
-                return Err(invalid("client certificate")(Box::new(Reason(
-                    "the PEM holds no CERTIFICATE block",
-                ))));
-            }
-            let key = PrivateKeyDer::from_pem_slice(key_pem)
-                .map_err(|e| invalid("client key")(Box::new(e)))?;
-            drop(
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|e| invalid("client certificate and key")(Box::new(e)))?,
-            );
-        }
+        Some((chain, key)) => drop(
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| invalid("client certificate and key")(Box::new(e)))?,
+        ),
     }
     Ok(true)
 }
 
-/// The roots every connection will trust. redis-rs loads the platform store on every
-/// connection, even when a CA bundle replaces it, and fails the connection on any error doing
-/// so or on any certificate rustls refuses: such a failure is reported here, once, instead.
-fn roots(tls: &TlsSettings) -> Result<RootCertStore, RedisConfigError> {
-    let platform_error = |source: Box<dyn std::error::Error + Send + Sync>| {
-        RedisConfigError::PlatformTrustStore { source }
-    };
-    let loaded = rustls_native_certs::load_native_certs();
-    if let Some(e) = loaded.errors.into_iter().next() {
-        return Err(platform_error(Box::new(e)));
-    }
-    let mut platform = RootCertStore::empty();
-    for cert in loaded.certs {
-        platform
-            .add(cert)
-            .map_err(|e| platform_error(Box::new(e)))?;
-    }
-    let Some(pem) = &tls.ca_pem else {
-        if platform.is_empty() {
-            return Err(platform_error(Box::new(Reason(
-                "it holds no CA certificate, so no server certificate could be verified",
-            ))));
-        }
-        return Ok(platform);
-    };
+/// The CA bundle given with `tls_ca_pem`: at least one certificate, every one usable.
+fn ca_bundle(pem: &[u8]) -> Result<RootCertStore, RedisConfigError> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(pem) {
         let cert = cert.map_err(|e| invalid("CA bundle")(Box::new(e)))?;
@@ -138,6 +123,41 @@ fn roots(tls: &TlsSettings) -> Result<RootCertStore, RedisConfigError> {
         return Err(invalid("CA bundle")(Box::new(Reason(
             "the PEM holds no CERTIFICATE block",
         ))));
+    }
+    Ok(roots)
+}
+
+/// The client certificate chain and key given with `tls_client_cert_pem`.
+fn client_cert(
+    (cert_pem, key_pem): &(Vec<u8>, Vec<u8>),
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), RedisConfigError> {
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid("client certificate")(Box::new(e)))?;
+    if chain.is_empty() {
+        return Err(invalid("client certificate")(Box::new(Reason(
+            "the PEM holds no CERTIFICATE block",
+        ))));
+    }
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| invalid("client key")(Box::new(e)))?;
+    Ok((chain, key))
+}
+
+/// The platform's trust store. redis-rs loads it on every connection, even when a CA bundle
+/// replaces it, and fails the connection on any error doing so or on any certificate rustls
+/// refuses: such a failure is reported here, once, instead.
+fn platform_roots() -> Result<RootCertStore, RedisConfigError> {
+    let platform_error = |source: Box<dyn std::error::Error + Send + Sync>| {
+        RedisConfigError::PlatformTrustStore { source }
+    };
+    let loaded = rustls_native_certs::load_native_certs();
+    if let Some(e) = loaded.errors.into_iter().next() {
+        return Err(platform_error(Box::new(e)));
+    }
+    let mut roots = RootCertStore::empty();
+    for cert in loaded.certs {
+        roots.add(cert).map_err(|e| platform_error(Box::new(e)))?;
     }
     Ok(roots)
 }
