@@ -2,11 +2,12 @@
 //! only fail for reasons outside the configuration (the network, the server, its certificate).
 //!
 //! redis-rs builds its rustls `ClientConfig` per connection with rustls's *process-level*
-//! crypto provider (it takes no provider of its own). kinde-core enables exactly one provider
-//! feature in rustls (aws-lc-rs with `aws-lc-rs`, ring with `rust-crypto`), so rustls can pick
-//! it when nothing is installed. Where the build compiles in both and none is installed,
-//! rustls would panic at the first connection: [`check`] refuses that configuration instead.
-//! This module never installs or changes the process-level provider.
+//! crypto provider (it takes no provider of its own). kinde-core enables a provider feature in
+//! rustls for its crypto feature (aws-lc-rs with `aws-lc-rs`, ring with `rust-crypto`), so
+//! that with one of them rustls can pick it when nothing is installed. Where the build compiles
+//! in two and none is installed, rustls would panic at the first connection: [`check`] refuses
+//! that configuration instead. This module never installs or changes the process-level
+//! provider.
 
 use std::sync::Arc;
 
