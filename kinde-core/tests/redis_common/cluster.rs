@@ -87,8 +87,9 @@ fn port_of(url: &str) -> u16 {
 /// A connection to `url`, or `None` if it does not answer within a few seconds (killed).
 pub async fn try_raw(url: &str) -> Option<redis::aio::MultiplexedConnection> {
     let client = redis::Client::open(url).ok()?;
-    let connect = client.get_multiplexed_async_connection();
-    tokio::time::timeout(Duration::from_secs(5), connect)
+    let config = super::raw_config().set_connection_timeout(Some(Duration::from_secs(5)));
+    let connect = client.get_multiplexed_async_connection_with_config(&config);
+    tokio::time::timeout(Duration::from_secs(10), connect)
         .await
         .ok()?
         .ok()

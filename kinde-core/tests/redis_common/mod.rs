@@ -169,12 +169,20 @@ pub fn unique_prefix() -> String {
     format!("kinde-test:{:016x}:", rand::random::<u64>())
 }
 
+/// Bounds for the tests' own connections: redis-rs's defaults (1 s to connect, 500 ms per
+/// reply) are short enough for a loaded machine to miss.
+pub fn raw_config() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(10)))
+        .set_response_timeout(Some(Duration::from_secs(10)))
+}
+
 /// A plain connection to one server (or one cluster node), to look at keys directly.
 pub async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
     let client = redis::Client::open(url).unwrap();
     tokio::time::timeout(
         Duration::from_secs(30),
-        client.get_multiplexed_async_connection(),
+        client.get_multiplexed_async_connection_with_config(&raw_config()),
     )
     .await
     .unwrap_or_else(|_| panic!("connecting to {url}: no answer within 30 s"))

@@ -197,7 +197,10 @@ async fn a_master_killed_once_its_replica_caught_up_fails_over_and_nothing_is_lo
         .filter(|u| !u.ends_with(&format!(":{}", victim.port)))
         .cloned()
         .collect();
-    let mut conn = redis::cluster::ClusterClient::new(live)
+    let mut conn = redis::cluster::ClusterClientBuilder::new(live)
+        .connection_timeout(Duration::from_secs(10))
+        .response_timeout(Duration::from_secs(10))
+        .build()
         .unwrap()
         .get_async_connection()
         .await
