@@ -4,9 +4,10 @@
 #   source scripts/redis-down.sh    # also unsets the KINDE_TEST_REDIS_* variables
 #   scripts/redis-down.sh DIR       # or run it with the KINDE_TEST_REDIS_ROOT directory
 #
-# Only servers whose pid files are under that directory are touched: each is asked to shut down
-# (redis-cli shutdown nosave), then sent SIGTERM, then SIGKILL, with bounded waits. Safe to run
-# twice, or when a test left the single server stopped. Safe under `set -euo pipefail`.
+# Only servers whose pid files are under that directory are touched, by PID: all are sent
+# SIGTERM (a clean shutdown, TLS or not), then, after a bounded wait (5 s), SIGKILL whatever is
+# left. Safe to run twice, or when a test left a server stopped or killed. Safe under
+# `set -euo pipefail`.
 
 # Whether pid $1 runs (a zombie does not: in a container whose init does not reap, a stopped
 # server can stay one).
@@ -30,37 +31,33 @@ _kinde_redis_down() {
         return 1
         ;;
     esac
-    local dir port pid i comm stopped=0
+    local dir pid comm i pids=() left=()
     for dir in "$root"/*/; do
         dir=${dir%/}
         [[ -f $dir/port ]] || continue
-        port=$(cat "$dir/port")
         pid=$(cat "$dir/redis.pid" 2>/dev/null || true)
         if [[ -z $pid ]] || ! _kinde_redis_alive "$pid"; then
-            continue # not running (never started, or stopped by a test)
+            continue # not running (never started, or stopped or killed by a test)
         fi
         # Our pid file, and the process is still a redis-server (not a recycled pid).
         comm=$(cat "/proc/$pid/comm" 2>/dev/null || ps -o comm= -p "$pid" 2>/dev/null || true)
         [[ $comm == *redis* ]] || continue
-        redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
-        for ((i = 0; i < 50; i++)); do
-            _kinde_redis_alive "$pid" || break
-            sleep 0.1
+        kill -TERM "$pid" 2>/dev/null || true
+        pids+=("$pid")
+    done
+    for ((i = 0; i < 50; i++)); do
+        left=()
+        for pid in "${pids[@]}"; do
+            _kinde_redis_alive "$pid" && left+=("$pid")
         done
-        if _kinde_redis_alive "$pid"; then
-            kill -TERM "$pid" 2>/dev/null || true
-            for ((i = 0; i < 30; i++)); do
-                _kinde_redis_alive "$pid" || break
-                sleep 0.1
-            done
-            if _kinde_redis_alive "$pid"; then
-                kill -KILL "$pid" 2>/dev/null || true
-            fi
-        fi
-        stopped=$((stopped + 1))
+        ((${#left[@]} == 0)) && break
+        sleep 0.1
+    done
+    for pid in "${left[@]}"; do
+        kill -KILL "$pid" 2>/dev/null || true
     done
     rm -rf -- "$root"
-    echo "redis-down: stopped $stopped redis-server(s), removed $root" >&2
+    echo "redis-down: stopped ${#pids[@]} redis-server(s) (${#left[@]} with SIGKILL), removed $root" >&2
     return 0
 }
 
@@ -70,6 +67,9 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
 else
     _kinde_redis_down
     unset -f _kinde_redis_down _kinde_redis_alive
-    unset KINDE_TEST_REDIS_URL KINDE_TEST_REDIS_CLUSTER_URLS KINDE_TEST_REDIS_STOP_CMD \
-        KINDE_TEST_REDIS_START_CMD KINDE_TEST_REDIS_ROOT
+    unset KINDE_TEST_REDIS_URL KINDE_TEST_REDIS_STOP_CMD KINDE_TEST_REDIS_START_CMD \
+        KINDE_TEST_REDIS_CLUSTER_URLS KINDE_TEST_REDIS_NODE_CMD KINDE_TEST_REDIS_TLS_URL \
+        KINDE_TEST_REDIS_MTLS_URL KINDE_TEST_REDIS_TLS_CLUSTER_URLS KINDE_TEST_REDIS_TLS_CA \
+        KINDE_TEST_REDIS_TLS_CLIENT_CERT KINDE_TEST_REDIS_TLS_CLIENT_KEY \
+        KINDE_TEST_REDIS_TLS_OTHER_CA KINDE_TEST_REDIS_ROOT
 fi

@@ -1,29 +1,53 @@
 # shellcheck shell=bash
-# Starts throw-away Redis servers for kinde-core's Redis tests (`--features redis --test redis_store`).
+# Starts throw-away Redis servers for kinde-core's Redis tests
+# (`cargo test -p kinde-core --features redis --test redis_store --test redis_tls_provider`).
 #
 #   source scripts/redis-up.sh      # in bash: starts them and exports the variables below
 #   ...run the tests...
-#   source scripts/redis-down.sh    # stops them and removes their directories
+#   source scripts/redis-down.sh    # stops them (by PID) and removes their directories
 #
 # (Run directly instead of sourced, it prints the `export` lines: eval "$(scripts/redis-up.sh)".)
 #
 # Started on 127.0.0.1, on free ports <= 55535 (a cluster node's bus port is port + 10000), each
-# server in its own temporary directory, without RDB snapshots:
+# server in its own directory under one temporary directory, without RDB snapshots:
 #   1. a single server with AOF (`appendonly yes`, `appendfsync always`), which the tests stop and
 #      start again on the same port and directory (its data survives);
-#   2. a 3-master Redis Cluster (no replicas).
+#   2. a Redis Cluster as people run it: 3 masters with 1 replica each, `cluster-node-timeout
+#      1000`, which the tests may fail over (by killing a master) and reshard;
+#   3. with TLS (certificates generated here with openssl: a CA, a server certificate for
+#      IP:127.0.0.1, a client certificate, and an unrelated CA): a TLS-only server, a TLS-only
+#      server that requires client certificates (mutual TLS), and a TLS-only cluster of 3 masters
+#      with 1 replica each (`tls-cluster yes`, `tls-replication yes`).
+# It returns once every server answers, both clusters say cluster_state:ok on every node, and
+# every replica is in sync with its master (about 6 s for the 15 servers on a quiet machine).
 #
-# Exports:
-#   KINDE_TEST_REDIS_URL             redis://127.0.0.1:P            the single server
-#   KINDE_TEST_REDIS_CLUSTER_URLS    redis://127.0.0.1:P1,...,P3    the cluster's nodes
-#   KINDE_TEST_REDIS_STOP_CMD        sh command: stops the single server (waits until it is gone)
-#   KINDE_TEST_REDIS_START_CMD       sh command: starts it again (waits until it answers PING)
-#   KINDE_TEST_REDIS_ROOT            the temporary directory holding everything (for redis-down.sh)
+# Exports (the *_CMD variables are commands for `sh -c`):
+#   KINDE_TEST_REDIS_URL               redis://127.0.0.1:P           the single server
+#   KINDE_TEST_REDIS_STOP_CMD          sh command: stops the single server (waits until it is gone)
+#   KINDE_TEST_REDIS_START_CMD         sh command: starts it again (waits until it answers PING)
+#   KINDE_TEST_REDIS_CLUSTER_URLS      redis://127.0.0.1:P1,...,P6   the cluster's six nodes
+#                                      (masters and replicas; which is which changes on failover)
+#   KINDE_TEST_REDIS_NODE_CMD          sh command (scripts/redis-node.sh ROOT) + `kill PORT`
+#                                      (SIGKILL, waits until it is gone) or `start PORT` (same
+#                                      config and directory, waits for PING), any cluster node
+#   KINDE_TEST_REDIS_TLS_URL           rediss://127.0.0.1:P          TLS, no client certificate needed
+#   KINDE_TEST_REDIS_MTLS_URL          rediss://127.0.0.1:P          TLS, client certificate required
+#   KINDE_TEST_REDIS_TLS_CLUSTER_URLS  rediss://127.0.0.1:P1,...,P6  the TLS cluster's six nodes
+#   KINDE_TEST_REDIS_TLS_CA            PEM file: the CA of every server's and the client's certificate
+#                                      (its directory also holds server.crt and server.key, the
+#                                      servers' certificate and key)
+#   KINDE_TEST_REDIS_TLS_CLIENT_CERT   PEM file: the client certificate (signed by that CA)
+#   KINDE_TEST_REDIS_TLS_CLIENT_KEY    PEM file: its private key (PKCS#8)
+#   KINDE_TEST_REDIS_TLS_OTHER_CA      PEM file: an unrelated CA, which signed nothing here
+#   KINDE_TEST_REDIS_ROOT              the temporary directory holding everything (for redis-down.sh)
 #
-# Needs redis-server and redis-cli >= 7.0. If they are missing and we are root with apt-get, they
-# are installed (`apt-get install -y redis-server`); otherwise the script says how to install them,
+# Needs redis-server and redis-cli >= 7.0 (and, for the TLS servers, openssl and a redis-server
+# built with TLS, as Debian's is). If redis is missing and we are root with apt-get, it is
+# installed (`apt-get install -y redis-server`); otherwise the script says how to install it,
 # exports nothing (the Redis tests then skip) and returns 0 -- or 1 when KINDE_REQUIRE_REDIS=1.
-# Every wait is bounded. Safe under `set -euo pipefail`; leaves the caller's options alone.
+# Without openssl or TLS support only the TLS variables are missing (the TLS tests skip, or
+# fail with KINDE_REQUIRE_REDIS=1). Every wait is bounded. Safe under `set -euo pipefail`;
+# leaves the caller's options alone.
 
 _kinde_redis_log() { echo "redis-up: $*" >&2; }
 
@@ -54,41 +78,52 @@ _kinde_redis_pick_port() {
     return 1
 }
 
-# Waits (at most ~10 s) until the server on port $1 answers PING.
+# redis-cli for the server in directory $1 (TLS flags from its cli-flags file), then args.
+_kinde_redis_cli() {
+    local dir=$1 flags=()
+    shift
+    if [[ -s $dir/cli-flags ]]; then
+        read -r -a flags <"$dir/cli-flags"
+    fi
+    redis-cli "${flags[@]}" -p "$(cat "$dir/port")" "$@"
+}
+
+# Waits (at most ~10 s) until the server in directory $1 answers PING.
 _kinde_redis_wait_ping() {
     local i out
     for ((i = 0; i < 100; i++)); do
-        out=$(redis-cli -p "$1" ping 2>/dev/null || true)
+        out=$(_kinde_redis_cli "$1" ping 2>/dev/null || true)
         [[ $out == *PONG* ]] && return 0
         sleep 0.1
     done
     return 1
 }
 
-# Starts a server in a new directory under $1 with extra config lines $3...; kind $2 = single|node.
+# Starts a server in a new directory under $1, named $2-PORT, with the config lines $4... (in
+# which @PORT@ is its port and @DIR@ its directory); $3 is its redis-cli flags ("" for none).
 # Retries on another port if the chosen one was taken meanwhile. Prints "port dir".
 _kinde_redis_start() {
-    local root=$1 kind=$2 attempt port dir
-    shift 2
+    local root=$1 kind=$2 cli_flags=$3 attempt port dir line
+    shift 3
     for ((attempt = 0; attempt < 5; attempt++)); do
         port=$(_kinde_redis_pick_port) || return 1
         dir="$root/$kind-$port"
         mkdir -p "$dir"
         {
-            echo "port $port"
             echo "bind 127.0.0.1"
             echo "dir $dir"
             echo "daemonize yes"
             echo "pidfile $dir/redis.pid"
             echo "logfile $dir/redis.log"
             echo 'save ""'
-            local line
             for line in "$@"; do
-                echo "${line//@PORT@/$port}"
+                line=${line//@PORT@/$port}
+                echo "${line//@DIR@/$dir}"
             done
         } >"$dir/redis.conf"
         echo "$port" >"$dir/port"
-        if redis-server "$dir/redis.conf" >/dev/null 2>&1 && _kinde_redis_wait_ping "$port"; then
+        echo "$cli_flags" >"$dir/cli-flags"
+        if redis-server "$dir/redis.conf" >/dev/null 2>&1 && _kinde_redis_wait_ping "$dir"; then
             echo "$port $dir"
             return 0
         fi
@@ -97,6 +132,46 @@ _kinde_redis_start() {
             kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
         fi
     done
+    return 1
+}
+
+# Creates a cluster of the six nodes whose directories are $2..$7 (the first three become
+# masters, each of the others a replica), with redis-cli flags $1, and waits until every node
+# says cluster_state:ok and every replica is in sync. Logs into $root/$8.log.
+_kinde_redis_cluster() {
+    local cli_line=$1 log=$8 dirs=("${@:2:6}") nodes=() d create i ok out masters synced
+    local -a cli_flags=()
+    read -r -a cli_flags <<<"$cli_line"
+    for d in "${dirs[@]}"; do
+        nodes+=("127.0.0.1:$(cat "$d/port")")
+    done
+    create=(redis-cli "${cli_flags[@]}" --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes)
+    if command -v timeout >/dev/null 2>&1; then
+        create=(timeout 60 "${create[@]}")
+    fi
+    if ! "${create[@]}" >"$log" 2>&1; then
+        _kinde_redis_log "redis-cli --cluster create failed (log: $log)"
+        cat "$log" >&2
+        return 1
+    fi
+    # Every node: the cluster is ok and knows all six; three masters with an online replica
+    # each; three replicas with their link up and no sync in progress.
+    for ((i = 0; i < 300; i++)); do
+        ok=1 masters=0 synced=0
+        for d in "${dirs[@]}"; do
+            out=$(_kinde_redis_cli "$d" cluster info 2>/dev/null || true)
+            [[ $out == *cluster_state:ok* && $out == *cluster_known_nodes:6* ]] || ok=0
+            out=$(_kinde_redis_cli "$d" info replication 2>/dev/null || true)
+            if [[ $out == *role:master* && $out == *connected_slaves:1* && $out == *state=online* ]]; then
+                masters=$((masters + 1))
+            elif [[ $out == *role:slave* && $out == *master_link_status:up* && $out == *master_sync_in_progress:0* ]]; then
+                synced=$((synced + 1))
+            fi
+        done
+        ((ok == 1 && masters == 3 && synced == 3)) && return 0
+        sleep 0.2
+    done
+    _kinde_redis_log "the cluster ($log) did not reach cluster_state:ok with 3 synced replicas within 60 s"
     return 1
 }
 
@@ -138,9 +213,9 @@ _kinde_redis_up() {
 
     # 1. The single server, durable across restarts.
     local single sport sdir
-    if ! single=$(_kinde_redis_start "$root" single "appendonly yes" "appendfsync always"); then
+    if ! single=$(_kinde_redis_start "$root" single "" "port @PORT@" "appendonly yes" "appendfsync always"); then
         _kinde_redis_log "could not start the single redis-server"
-        _kinde_redis_cleanup_failed "$root"
+        _kinde_redis_cleanup_failed
         return 1
     fi
     read -r sport sdir <<<"$single"
@@ -176,54 +251,56 @@ echo "redis on port $sport did not stop" >&2
 exit 1
 EOF
 
-    # 2. The cluster: three masters, then wait until every node says cluster_state:ok.
-    local ports=() node nport ndir i
-    for i in 1 2 3; do
-        if ! node=$(_kinde_redis_start "$root" node "appendonly no" "cluster-enabled yes" \
-            "cluster-config-file nodes-@PORT@.conf" "cluster-node-timeout 5000"); then
+    # 2. The cluster: six nodes, three masters with a replica each.
+    local ports=() dirs=() node i
+    for i in 1 2 3 4 5 6; do
+        if ! node=$(_kinde_redis_start "$root" node "" "port @PORT@" "appendonly no" \
+            "cluster-enabled yes" "cluster-config-file nodes.conf" "cluster-node-timeout 1000" \
+            "repl-diskless-sync-delay 0"); then
             _kinde_redis_log "could not start cluster node $i"
-            _kinde_redis_cleanup_failed "$root"
+            _kinde_redis_cleanup_failed
             return 1
         fi
-        read -r nport ndir <<<"$node"
-        ports+=("$nport")
+        ports+=("${node%% *}")
+        dirs+=("${node#* }")
     done
-    local create=(redis-cli --cluster create "127.0.0.1:${ports[0]}" "127.0.0.1:${ports[1]}"
-        "127.0.0.1:${ports[2]}" --cluster-replicas 0 --cluster-yes)
-    if command -v timeout >/dev/null 2>&1; then
-        create=(timeout 60 "${create[@]}")
-    fi
-    if ! "${create[@]}" >"$root/cluster-create.log" 2>&1; then
-        _kinde_redis_log "redis-cli --cluster create failed (log: $root/cluster-create.log)"
-        cat "$root/cluster-create.log" >&2
-        _kinde_redis_cleanup_failed "$root"
-        return 1
-    fi
-    local ok p out
-    for ((i = 0; i < 150; i++)); do
-        ok=1
-        for p in "${ports[@]}"; do
-            out=$(redis-cli -p "$p" cluster info 2>/dev/null || true)
-            [[ $out == *cluster_state:ok* ]] || ok=0
-        done
-        ((ok == 1)) && break
-        sleep 0.2
-    done
-    if ((ok != 1)); then
-        _kinde_redis_log "the cluster did not reach cluster_state:ok within 30 s"
-        _kinde_redis_cleanup_failed "$root"
+    if ! _kinde_redis_cluster "" "${dirs[@]}" "$root/cluster-create.log"; then
+        _kinde_redis_cleanup_failed
         return 1
     fi
 
     export KINDE_TEST_REDIS_URL="redis://127.0.0.1:$sport"
-    export KINDE_TEST_REDIS_CLUSTER_URLS="redis://127.0.0.1:${ports[0]},redis://127.0.0.1:${ports[1]},redis://127.0.0.1:${ports[2]}"
     export KINDE_TEST_REDIS_STOP_CMD="sh '$sdir/stop.sh'"
     export KINDE_TEST_REDIS_START_CMD="sh '$sdir/start.sh'"
+    KINDE_TEST_REDIS_CLUSTER_URLS=$(printf 'redis://127.0.0.1:%s,' "${ports[@]}")
+    export KINDE_TEST_REDIS_CLUSTER_URLS=${KINDE_TEST_REDIS_CLUSTER_URLS%,}
+    local scripts
+    scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+    export KINDE_TEST_REDIS_NODE_CMD="bash '$scripts/redis-node.sh' '$root'"
+
+    # 3. TLS (scripts/redis-tls.sh). Missing TLS is only fatal when every Redis test must run.
+    # shellcheck source=scripts/redis-tls.sh
+    source "$scripts/redis-tls.sh"
+    local _kinde_tls_url _kinde_mtls_url _kinde_tls_cluster_urls _kinde_tls_certs
+    if _kinde_redis_tls_up "$root"; then
+        export KINDE_TEST_REDIS_TLS_URL=$_kinde_tls_url
+        export KINDE_TEST_REDIS_MTLS_URL=$_kinde_mtls_url
+        export KINDE_TEST_REDIS_TLS_CLUSTER_URLS=$_kinde_tls_cluster_urls
+        export KINDE_TEST_REDIS_TLS_CA="$_kinde_tls_certs/ca.crt"
+        export KINDE_TEST_REDIS_TLS_CLIENT_CERT="$_kinde_tls_certs/client.crt"
+        export KINDE_TEST_REDIS_TLS_CLIENT_KEY="$_kinde_tls_certs/client.key"
+        export KINDE_TEST_REDIS_TLS_OTHER_CA="$_kinde_tls_certs/other-ca.crt"
+        _kinde_redis_log "TLS: $KINDE_TEST_REDIS_TLS_URL; mTLS: $KINDE_TEST_REDIS_MTLS_URL; TLS cluster: $KINDE_TEST_REDIS_TLS_CLUSTER_URLS"
+    elif ((fail == 1)); then
+        _kinde_redis_log "KINDE_REQUIRE_REDIS=1 and the TLS servers could not be started"
+        _kinde_redis_cleanup_failed
+        return 1
+    fi
     _kinde_redis_log "single server $KINDE_TEST_REDIS_URL; cluster $KINDE_TEST_REDIS_CLUSTER_URLS (redis $version, in $root)"
     return 0
 }
 
-# Stops whatever was started after a failure, and unsets KINDE_TEST_REDIS_ROOT.
+# Stops whatever was started after a failure, and unsets the variables.
 _kinde_redis_cleanup_failed() {
     local here
     here=$(dirname "${BASH_SOURCE[0]}")
@@ -231,11 +308,16 @@ _kinde_redis_cleanup_failed() {
     source "$here/redis-down.sh" || true
 }
 
+_kinde_redis_vars=(KINDE_TEST_REDIS_URL KINDE_TEST_REDIS_STOP_CMD KINDE_TEST_REDIS_START_CMD
+    KINDE_TEST_REDIS_CLUSTER_URLS KINDE_TEST_REDIS_NODE_CMD KINDE_TEST_REDIS_TLS_URL
+    KINDE_TEST_REDIS_MTLS_URL KINDE_TEST_REDIS_TLS_CLUSTER_URLS KINDE_TEST_REDIS_TLS_CA
+    KINDE_TEST_REDIS_TLS_CLIENT_CERT KINDE_TEST_REDIS_TLS_CLIENT_KEY KINDE_TEST_REDIS_TLS_OTHER_CA
+    KINDE_TEST_REDIS_ROOT)
+
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
     # Executed, not sourced: print the exports for eval.
     if _kinde_redis_up; then
-        for _kinde_redis_var in KINDE_TEST_REDIS_URL KINDE_TEST_REDIS_CLUSTER_URLS \
-            KINDE_TEST_REDIS_STOP_CMD KINDE_TEST_REDIS_START_CMD KINDE_TEST_REDIS_ROOT; do
+        for _kinde_redis_var in "${_kinde_redis_vars[@]}"; do
             if [[ -n ${!_kinde_redis_var:-} ]]; then
                 printf 'export %s=%q\n' "$_kinde_redis_var" "${!_kinde_redis_var}"
             fi
@@ -246,7 +328,9 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
 else
     _kinde_redis_status=0
     _kinde_redis_up || _kinde_redis_status=$?
-    unset -f _kinde_redis_log _kinde_redis_port_free _kinde_redis_pick_port _kinde_redis_wait_ping \
-        _kinde_redis_start _kinde_redis_up _kinde_redis_cleanup_failed
+    unset -f _kinde_redis_log _kinde_redis_port_free _kinde_redis_pick_port _kinde_redis_cli \
+        _kinde_redis_wait_ping _kinde_redis_start _kinde_redis_certs _kinde_redis_cluster \
+        _kinde_redis_tls_up _kinde_redis_up _kinde_redis_cleanup_failed
+    unset _kinde_redis_vars
     return "$_kinde_redis_status"
 fi

@@ -1,11 +1,15 @@
 //! Set-up for the tests against real Redis: the servers started by `scripts/redis-up.sh`
 //! (found through `KINDE_TEST_REDIS_*`), unique key prefixes, a raw connection to look at keys,
-//! and receivers whose handlers count what they ran.
+//! and receivers whose handlers count what they ran. `cluster` has the clusters (topology,
+//! killing and restarting nodes), `tls` the TLS servers and their certificates.
 //!
 //! Without the variables a test prints why and skips, unless `KINDE_REQUIRE_REDIS=1` (CI), which
 //! makes it fail.
 
 #![allow(dead_code)]
+
+pub mod cluster;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -15,7 +19,7 @@ use std::time::Duration;
 
 use http::HeaderMap;
 use kinde_core::event::{Event, UserCreated};
-use kinde_core::store::RedisStore;
+use kinde_core::store::{Claim, ClaimToken, RedisStore, RedisStoreConfig};
 use kinde_core::{WebhookResponse, Webhooks, WebhooksBuilder};
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -123,10 +127,41 @@ impl Drop for Restartable {
     }
 }
 
-/// The cluster's node URLs.
-pub fn cluster() -> Option<Vec<String>> {
-    let urls = env_or_skip("KINDE_TEST_REDIS_CLUSTER_URLS")?;
-    Some(urls.split(',').map(|u| u.trim().to_owned()).collect())
+/// A comma-separated list of URLs.
+pub fn url_list(urls: &str) -> Vec<String> {
+    urls.split(',').map(|u| u.trim().to_owned()).collect()
+}
+
+/// A TTL nothing in a test outlives.
+pub const LONG: Duration = Duration::from_secs(3600);
+
+/// Bounds for stores whose operations are expected to succeed: far above what a loaded
+/// machine takes, so that only a real failure fails them.
+pub const GENEROUS: Duration = Duration::from_secs(5);
+
+/// The token of a claim that must have started processing.
+#[track_caller]
+pub fn started(c: Claim) -> ClaimToken {
+    match c {
+        Claim::StartProcessing(t) => t,
+        other => panic!("expected StartProcessing, got {other:?}"),
+    }
+}
+
+/// A store on `url` (single server) with this key prefix and generous timeouts.
+pub fn store(url: &str, prefix: &str) -> RedisStore {
+    RedisStore::new(
+        RedisStoreConfig::new(url)
+            .key_prefix(prefix)
+            .command_timeout(GENEROUS)
+            .connect_timeout(GENEROUS),
+    )
+    .unwrap()
+}
+
+/// The value at `key`, through a raw connection.
+pub async fn get(raw: &mut impl redis::aio::ConnectionLike, key: &str) -> Option<String> {
+    redis::cmd("GET").arg(key).query_async(raw).await.unwrap()
 }
 
 /// A key prefix no other test (or run) uses.
@@ -134,13 +169,24 @@ pub fn unique_prefix() -> String {
     format!("kinde-test:{:016x}:", rand::random::<u64>())
 }
 
+/// Bounds for the tests' own connections: redis-rs's defaults (1 s to connect, 500 ms per
+/// reply) are short enough for a loaded machine to miss.
+pub fn raw_config() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(10)))
+        .set_response_timeout(Some(Duration::from_secs(10)))
+}
+
 /// A plain connection to one server (or one cluster node), to look at keys directly.
 pub async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
+    let client = redis::Client::open(url).unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        client.get_multiplexed_async_connection_with_config(&raw_config()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("connecting to {url}: no answer within 30 s"))
+    .unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
 }
 
 /// `redis://` on a loopback port nothing listens on.

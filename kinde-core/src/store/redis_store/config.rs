@@ -1,4 +1,4 @@
-//! Configuration of the Redis store: where Redis is, key prefix, timeouts, fail mode.
+//! Configuration of the Redis store: where Redis is, TLS, key prefix, timeouts, fail mode.
 
 use std::fmt;
 use std::time::Duration;
@@ -40,7 +40,13 @@ pub enum FailMode {
 ///     .command_timeout(Duration::from_millis(500));
 /// let cluster = RedisStoreConfig::cluster(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])
 ///     .fail_mode(FailMode::Closed);
-/// # let _ = (single, cluster);
+/// // TLS: a `rediss://` URL. The platform's trust store is used unless a CA bundle is given;
+/// // a client certificate is needed only where the server asks for one (mutual TLS).
+/// # let (ca, cert, key) = (Vec::<u8>::new(), Vec::<u8>::new(), Vec::<u8>::new());
+/// let tls = RedisStoreConfig::new("rediss://redis.internal:6380")
+///     .tls_ca_pem(ca) // e.g. std::fs::read("/etc/redis/ca.crt")?
+///     .tls_client_cert_pem(cert, key);
+/// # let _ = (single, cluster, tls);
 /// ```
 #[derive(Clone)]
 pub struct RedisStoreConfig {
@@ -50,6 +56,22 @@ pub struct RedisStoreConfig {
     pub(super) command_timeout: Duration,
     pub(super) connect_timeout: Duration,
     pub(super) fail_mode: FailMode,
+    pub(super) tls: TlsSettings,
+}
+
+/// The TLS material given to a [`RedisStoreConfig`], all PEM.
+#[derive(Clone, Default)]
+pub(super) struct TlsSettings {
+    /// The CA certificates to trust instead of the platform's.
+    pub(super) ca_pem: Option<Vec<u8>>,
+    /// The client certificate chain and its private key.
+    pub(super) client_pem: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl TlsSettings {
+    pub(super) fn is_set(&self) -> bool {
+        self.ca_pem.is_some() || self.client_pem.is_some()
+    }
 }
 
 impl RedisStoreConfig {
@@ -68,16 +90,19 @@ impl RedisStoreConfig {
             command_timeout: Self::DEFAULT_COMMAND_TIMEOUT,
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             fail_mode: FailMode::default(),
+            tls: TlsSettings::default(),
         }
     }
 
     /// A single Redis server (or a primary behind a stable address, e.g. a managed endpoint),
-    /// as a `redis://[user:password@]host:port[/db]` or `rediss://` URL.
+    /// as a `redis://[user:password@]host:port[/db]` URL, or `rediss://…` for TLS (see
+    /// [`tls_ca_pem`](Self::tls_ca_pem)).
     pub fn new(url: impl Into<String>) -> Self {
         Self::with_urls(vec![url.into()], false)
     }
 
-    /// A Redis Cluster, from one or more of its nodes' URLs (the rest is discovered).
+    /// A Redis Cluster, from one or more of its nodes' URLs (the rest is discovered). Either all
+    /// `redis://` or all `rediss://` (TLS, also used for the nodes discovered).
     pub fn cluster<I, S>(urls: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -125,6 +150,39 @@ impl RedisStoreConfig {
         self.fail_mode = mode;
         self
     }
+
+    /// For `rediss://` URLs: trust exactly the CA certificates in `pem` (one or more
+    /// `-----BEGIN CERTIFICATE-----` blocks, e.g. the contents of the server's `tls-ca-cert-file`
+    /// or a managed service's CA bundle) instead of the platform's trust store.
+    ///
+    /// Without it, the server's certificate must chain to a CA of the platform's trust store,
+    /// loaded with [`rustls-native-certs`](https://docs.rs/rustls-native-certs) (which honours
+    /// `SSL_CERT_FILE` and `SSL_CERT_DIR`). Either way the certificate must name the host of the
+    /// URL (a DNS name, or an IP address in its subjectAltName).
+    ///
+    /// Checked by [`RedisStore::new`](super::RedisStore::new): a bundle holding no certificate
+    /// is refused, as is any TLS setting with a `redis://` URL.
+    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// For `rediss://` URLs: present this client certificate (mutual TLS), for servers that
+    /// require one (`tls-auth-clients yes`, the default of a Redis `tls-port`). `cert_chain_pem`
+    /// holds the certificate first, then any intermediates; `key_pem` its private key (PKCS#8,
+    /// PKCS#1 or SEC1 PEM, unencrypted).
+    ///
+    /// Checked by [`RedisStore::new`](super::RedisStore::new): both must parse and the key
+    /// must belong to the certificate. Neither is ever printed (`Debug` shows only that one is
+    /// set).
+    pub fn tls_client_cert_pem(
+        mut self,
+        cert_chain_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls.client_pem = Some((cert_chain_pem.into(), key_pem.into()));
+        self
+    }
 }
 
 impl fmt::Debug for RedisStoreConfig {
@@ -137,6 +195,17 @@ impl fmt::Debug for RedisStoreConfig {
             .field("command_timeout", &self.command_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("fail_mode", &self.fail_mode)
+            .field(
+                "tls_ca",
+                &match &self.tls.ca_pem {
+                    Some(pem) => format!("<{} bytes of PEM>", pem.len()),
+                    None => "<the platform's trust store>".to_owned(),
+                },
+            )
+            .field(
+                "tls_client_cert",
+                &self.tls.client_pem.as_ref().map(|_| "<set>"),
+            )
             .finish()
     }
 }
@@ -175,6 +244,57 @@ pub enum RedisConfigError {
     /// A timeout is zero.
     #[error("the Redis {0} must not be zero")]
     ZeroTimeout(&'static str),
+    /// TLS settings were given, but a URL is `redis://` (plain TCP) rather than `rediss://`.
+    #[error("TLS settings were given, but Redis URL #{index} is not rediss://")]
+    TlsNeedsRediss {
+        /// Its position in the list, from 0.
+        index: usize,
+    },
+    /// A `rediss://` URL asks for `#insecure` (no certificate check), which is not supported:
+    /// give the server's CA with [`RedisStoreConfig::tls_ca_pem`] instead.
+    #[error(
+        "Redis URL #{index} asks for #insecure (no certificate check), which RedisStore does \
+         not support; pass the server's CA with RedisStoreConfig::tls_ca_pem instead"
+    )]
+    InsecureTls {
+        /// Its position in the list, from 0.
+        index: usize,
+    },
+    /// A CA bundle, client certificate or client key does not parse, or the key does not
+    /// belong to the certificate.
+    #[error("invalid TLS {what}: {source}")]
+    InvalidTls {
+        /// Which of them: `"CA bundle"`, `"client certificate"`, `"client key"`,
+        /// `"client certificate and key"`.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The platform's trust store could not be loaded (or holds no certificate while no CA
+    /// bundle is configured), so no `rediss://` connection could succeed.
+    #[error(
+        "the platform's trusted CA certificates could not be loaded for rediss:// ({source}); \
+         check SSL_CERT_FILE / SSL_CERT_DIR, or pass the server's CA with \
+         RedisStoreConfig::tls_ca_pem"
+    )]
+    PlatformTrustStore {
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// `rediss://` needs rustls's process-level crypto provider, and this build compiles in two
+    /// (aws-lc-rs and ring) while none is installed, so rustls cannot choose one and would
+    /// panic at the first connection. Install one once at start-up, before building the store:
+    /// `rustls::crypto::aws_lc_rs::default_provider().install_default()` (or `ring`'s).
+    #[error(
+        "rediss:// needs a rustls crypto provider, and this build enables two (aws-lc-rs and \
+         ring) without one installed: call \
+         rustls::crypto::CryptoProvider::install_default (e.g. \
+         rustls::crypto::aws_lc_rs::default_provider().install_default()) once at start-up, \
+         before RedisStore::new"
+    )]
+    TlsProviderAmbiguous,
 }
 
 #[cfg(test)]
@@ -187,6 +307,21 @@ mod tests {
         let s = format!("{c:?}");
         assert!(!s.contains("s3cret"), "{s}");
         assert!(s.contains("redis.internal:6380"), "{s}");
+    }
+
+    #[test]
+    fn tls_material_stays_out_of_debug_output() {
+        let c = RedisStoreConfig::new("rediss://redis.internal:6380")
+            .tls_ca_pem("-----BEGIN CERTIFICATE-----\nQ0E=\n-----END CERTIFICATE-----\n")
+            .tls_client_cert_pem("CERT-BYTES", "KEY-BYTES");
+        let s = format!("{c:?}");
+        assert!(!s.contains("CERT-BYTES") && !s.contains("KEY-BYTES") && !s.contains("Q0E="));
+        assert!(s.contains("bytes of PEM") && s.contains("<set>"), "{s}");
+        let plain = format!(
+            "{:?}",
+            RedisStoreConfig::new("rediss://redis.internal:6380")
+        );
+        assert!(plain.contains("platform's trust store"), "{plain}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use ::redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, ServerErrorKind
 use tokio::time::Instant;
 
 use super::config::{RedisConfigError, RedisStoreConfig};
+use super::tls;
 use crate::store::StoreError;
 
 /// A connection to a single server (reconnecting by itself) or to a cluster.
@@ -62,11 +63,13 @@ pub(super) struct LazyConn {
     /// Single flight for creating a connection.
     connecting: tokio::sync::Mutex<u64>,
     connect_timeout: Duration,
+    /// Whether the connections use TLS.
+    tls: bool,
 }
 
 impl LazyConn {
     /// Parses the URLs; connects to nothing.
-    pub(super) fn new(config: &RedisStoreConfig) -> Result<Self, RedisConfigError> {
+    pub(super) fn new(config: &RedisStoreConfig, tls: bool) -> Result<Self, RedisConfigError> {
         if config.urls.is_empty() {
             return Err(RedisConfigError::NoUrl);
         }
@@ -90,20 +93,26 @@ impl LazyConn {
             for (i, url) in config.urls.iter().enumerate() {
                 ::redis::Client::open(url.as_str()).map_err(invalid(i))?;
             }
-            let client = ClusterClientBuilder::new(config.urls.clone())
+            let mut builder = ClusterClientBuilder::new(config.urls.clone())
                 .connection_timeout(config.connect_timeout)
                 .response_timeout(config.command_timeout)
                 .retries(2)
                 .min_retry_wait(10)
-                .max_retry_wait(200)
-                .build()
-                .map_err(invalid(0))?;
-            Client::Cluster(client)
+                .max_retry_wait(200);
+            if let Some(certificates) = tls::certificates(&config.tls) {
+                builder = builder.certs(certificates);
+            }
+            Client::Cluster(builder.build().map_err(invalid(0))?)
         } else {
             if config.urls.len() > 1 {
                 return Err(RedisConfigError::SeveralUrls(config.urls.len()));
             }
-            let client = ::redis::Client::open(config.urls[0].as_str()).map_err(invalid(0))?;
+            let url = config.urls[0].as_str();
+            let client = match tls::certificates(&config.tls) {
+                Some(certificates) => ::redis::Client::build_with_tls(url, certificates),
+                None => ::redis::Client::open(url),
+            }
+            .map_err(invalid(0))?;
             let manager = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(config.connect_timeout))
                 .set_response_timeout(Some(config.command_timeout))
@@ -117,10 +126,11 @@ impl LazyConn {
             current: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(0),
             connect_timeout: config.connect_timeout,
+            tls,
         })
     }
 
-    fn current(&self) -> Option<(u64, Conn)> {
+    pub(super) fn current(&self) -> Option<(u64, Conn)> {
         self.current
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -144,12 +154,18 @@ impl LazyConn {
                     ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
                         .map_err(unavailable)?,
                 ),
-                Client::Cluster(client) => Conn::Cluster(
-                    client
-                        .get_async_connection()
-                        .await
-                        .map_err(|e| from_redis(e, self.connect_timeout))?,
-                ),
+                Client::Cluster(client) => {
+                    Conn::Cluster(client.get_async_connection().await.map_err(|e| {
+                        if self.tls && rustls::crypto::CryptoProvider::get_default().is_none() {
+                            // The cluster client connects in tasks of its own: a panic in
+                            // rustls there shows only as a dropped task. Still no provider
+                            // installed after an attempt to connect is the tell.
+                            StoreError::Unavailable(Box::new(NoProvider(e)))
+                        } else {
+                            from_redis(e, self.connect_timeout)
+                        }
+                    })?)
+                }
             };
             *generation += 1;
             let entry = (*generation, conn);
@@ -158,6 +174,11 @@ impl LazyConn {
         })
         .await;
         created.unwrap_or(Err(StoreError::Timeout(self.connect_timeout)))
+    }
+
+    /// Forgets the connection, whatever it is (after it panicked: it may be poisoned).
+    pub(super) fn reset(&self) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Called with a failed command's error: forgets the connection when a new one may help.
@@ -189,3 +210,58 @@ pub(super) fn from_redis(e: RedisError, timeout: Duration) -> StoreError {
         unavailable(e)
     }
 }
+
+/// A TLS cluster connection failed while no rustls provider is installed.
+#[derive(Debug)]
+struct NoProvider(RedisError);
+
+impl std::fmt::Display for NoProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (and no rustls crypto provider is installed: if this program compiles in two, \
+             rustls cannot choose one and panics when connecting; call \
+             rustls::crypto::CryptoProvider::install_default once at start-up)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for NoProvider {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// The Redis client panicked; the panic's message, and what to do when it is rustls's.
+#[derive(Debug)]
+pub(super) struct ClientPanicked(String);
+
+impl ClientPanicked {
+    pub(super) fn new(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        Self(message.trim().to_owned())
+    }
+}
+
+impl std::fmt::Display for ClientPanicked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.contains("CryptoProvider") {
+            write!(
+                f,
+                "rustls could not choose a crypto provider for rediss:// (two are compiled into \
+                 this program and none is installed): call \
+                 rustls::crypto::CryptoProvider::install_default once at start-up. rustls said: {}",
+                self.0
+            )
+        } else {
+            write!(f, "the Redis client panicked: {}", self.0)
+        }
+    }
+}
+
+impl std::error::Error for ClientPanicked {}

@@ -2,43 +2,21 @@
 
 mod config;
 mod conn;
+mod ops;
+mod tls;
 
 pub use config::{FailMode, RedisConfigError, RedisStoreConfig};
 
-use std::sync::LazyLock;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use ::redis::{RedisError, Script};
-use async_trait::async_trait;
+use ::redis::RedisError;
+use futures_util::FutureExt as _;
 
-use self::conn::{from_redis, LazyConn};
-use super::{Claim, ClaimToken, Fenced, IdempotencyStore, StoreError};
-use crate::event::is_valid_id;
-
-/// The value of a handled event.
-const DONE: &[u8] = b"d";
-/// The prefix of the value of a claim being processed: `p:<token>`.
-const PROCESSING: &[u8] = b"p:";
-/// The prefix of the tokens handed out when failing open: they fence nothing.
-const FAIL_OPEN: &str = "fail-open:";
-
-/// `complete`: mark handled for `ARGV[2]` ms, only if the claim is still `ARGV[1]`.
-static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-             redis.call('SET', KEYS[1], 'd', 'PX', ARGV[2]) return 1 \
-         end return 0",
-    )
-});
-
-/// `release`: delete the claim, only if it is still `ARGV[1]`.
-static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-             redis.call('DEL', KEYS[1]) return 1 \
-         end return 0",
-    )
-});
+use self::conn::{from_redis, ClientPanicked, LazyConn};
+use super::StoreError;
+#[cfg(doc)]
+use super::{Fenced, IdempotencyStore};
 
 /// An [`IdempotencyStore`] in Redis, shared by every receiver instance that uses the same Redis
 /// and key prefix: a retry or duplicate delivered to any of them is recognised. Works on a
@@ -101,6 +79,54 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
 /// A claim whose reply was lost (Redis went away after executing it) fails with an error and
 /// stays in place until the processing TTL expires: retries get 409 meanwhile, then run.
 ///
+/// # TLS
+///
+/// A `rediss://` URL (all of a cluster's, then) connects over TLS through rustls; nothing else
+/// is needed. The server's certificate must name the URL's host (a DNS name, or an IP address
+/// in its subjectAltName) and chain to a trusted CA:
+///
+/// - by default, one of the **platform's trust store**, read with `rustls-native-certs`, which
+///   honours `SSL_CERT_FILE` and `SSL_CERT_DIR` (redis-rs reads it again for every new
+///   connection, even when a CA bundle is configured, and fails the connection if it cannot);
+/// - or exactly the CAs given with [`RedisStoreConfig::tls_ca_pem`], e.g. a managed service's
+///   CA bundle or a self-signed CA.
+///
+/// A server that requires client certificates (`tls-auth-clients yes`) gets the one given with
+/// [`RedisStoreConfig::tls_client_cert_pem`]. [`RedisStore::new`] checks all of this before
+/// anything connects: the PEMs parse, the key belongs to the certificate, the platform store
+/// loads (and holds a CA when no bundle is given), TLS settings come with `rediss://` URLs
+/// only, and `#insecure` (no certificate check) is refused. A certificate the server refuses,
+/// or a server certificate that does not verify (wrong CA, wrong name, expired), fails each
+/// operation with [`StoreError::Unavailable`] (`503 store_unavailable`), never a panic.
+///
+/// **The crypto provider.** redis-rs takes rustls's *process-level* provider: the one the
+/// application installed with `rustls::crypto::CryptoProvider::install_default`, if any;
+/// otherwise rustls picks, at the first connection, the only provider its crate features
+/// compile in (and keeps it as the process default, as it does for every rustls user that
+/// names none). kinde-core never installs or changes it. It compiles one in itself: aws-lc-rs
+/// with the `aws-lc-rs` feature (the default), ring with `rust-crypto` (so
+/// `default-features = false, features = ["rust-crypto", "redis"]` uses ring). A build that
+/// enables both, or `rust-crypto` together with `http-jwks` (whose reqwest compiles in
+/// aws-lc-rs), has two and no way to choose: there [`RedisStore::new`] returns
+/// [`RedisConfigError::TlsProviderAmbiguous`] for a `rediss://` store unless a provider is
+/// installed first, e.g.
+///
+/// ```no_run
+/// # #[cfg(feature = "aws-lc-rs")] {
+/// // Once, at the start of main (with `rustls = "0.23"` among your dependencies):
+/// let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+/// # }
+/// ```
+///
+/// Another crate of the application can also enable rustls's second provider, which kinde-core
+/// cannot see; an application in that situation must install a provider anyway (its own rustls
+/// users would panic too). If it does not, each `rediss://` connection attempt panics inside
+/// rustls; with `panic = "unwind"` (the default) the panic is caught (by the store, or for a
+/// cluster by the runtime running redis-rs's connection task, after the panic hook has printed
+/// rustls's message): the operation fails with a [`StoreError::Unavailable`] that says to
+/// install a provider, deliveries get 503, and once a provider is installed the store connects
+/// without a restart.
+///
 /// # Operating Redis for it
 ///
 /// - **Redis 7.0 or newer** (`SET … NX GET`).
@@ -112,10 +138,14 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
 /// - **Memory**: one small key per event for `done_ttl` (72 h by default), i.e. roughly
 ///   100 bytes × the events of 72 h.
 /// - **Durability and failover**: replication is asynchronous, so a primary that fails right
-///   after accepting a claim or a completion may lose it; the promoted replica then lets a
-///   retry of that event run its handler again. The same applies to a restart without
-///   persistence (use AOF, `appendfsync everysec` or `always`). Such duplicates are rare but
-///   possible, so **handlers should still be idempotent** (e.g. upsert by the Kinde id).
+///   after accepting a claim or a completion, before its replica received it, loses it; the
+///   promoted replica then lets a retry of that event run its handler again. The same applies
+///   to a restart without persistence (use AOF, `appendfsync everysec` or `always`). Such
+///   duplicates are rare but possible, so **handlers should still be idempotent** (e.g. upsert
+///   by the Kinde id). Writes the replica had acknowledged survive a failover: while the
+///   cluster fails over (about `cluster-node-timeout` plus an election) deliveries get 503 and
+///   are retried by Kinde, and afterwards each event is handled once (tested with a replica per
+///   master, killing a master mid-stream). Slot migrations (`MOVED`/`ASK`) are followed.
 /// - **Sharing**: all receivers of one application must use the same Redis (or cluster) and
 ///   key prefix; keep the prefix distinct per application.
 pub struct RedisStore {
@@ -124,6 +154,7 @@ pub struct RedisStore {
     command_timeout: Duration,
     fail_mode: FailMode,
     cluster: bool,
+    tls: bool,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -131,6 +162,7 @@ impl std::fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
             .field("cluster", &self.cluster)
+            .field("tls", &self.tls)
             .field("command_timeout", &self.command_timeout)
             .field("fail_mode", &self.fail_mode)
             .finish_non_exhaustive()
@@ -138,16 +170,20 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// A store with this configuration. Checks the URLs and timeouts; connects to nothing, so
-    /// it succeeds while Redis is down (operations fail until Redis is reachable). Needs no
-    /// runtime; operations need a tokio runtime.
+    /// A store with this configuration. Checks the URLs, timeouts and TLS settings (see
+    /// [TLS](#tls): the certificates parse, the key matches, a trust store and a crypto
+    /// provider are there); connects to nothing, so it succeeds while Redis is down
+    /// (operations fail until Redis is reachable). Needs no runtime; operations need a tokio
+    /// runtime.
     pub fn new(config: RedisStoreConfig) -> Result<Self, RedisConfigError> {
+        let tls = tls::check(&config)?;
         Ok(Self {
-            conn: LazyConn::new(&config)?,
+            conn: LazyConn::new(&config, tls)?,
             prefix: config.key_prefix,
             command_timeout: config.command_timeout,
             fail_mode: config.fail_mode,
             cluster: config.cluster,
+            tls,
         })
     }
 
@@ -166,6 +202,11 @@ impl RedisStore {
         self.cluster
     }
 
+    /// Whether this store talks TLS (`rediss://` URLs).
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
     /// Whether Redis answers a `PING` (e.g. for a readiness probe), with the same bounds and
     /// errors as the other operations. Not needed before use.
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -173,161 +214,100 @@ impl RedisStore {
             .await
     }
 
-    /// The key of `event_id`, if it is acceptable.
-    fn key(&self, event_id: &str) -> Result<String, StoreError> {
-        if !is_valid_id(event_id.as_bytes()) {
-            return Err(StoreError::InvalidKey);
-        }
-        Ok(format!("{}{event_id}", self.prefix))
-    }
-
     /// Runs one command on the (lazily created) connection, bounded by the command timeout.
     ///
     /// A command refused at connect time was never sent, so it is tried once more: the failure
     /// has made the connection manager dial again, and a Redis that just came back then answers
     /// the first delivery instead of a stale connection error.
+    ///
+    /// A panic inside the Redis client (rustls panics at a connection's start when it cannot
+    /// choose a crypto provider, see [TLS](RedisStore#tls)) becomes a store error, and the
+    /// connection, which may be poisoned by it, is dropped for a new one.
     async fn run<T, F, Fut>(&self, command: F) -> Result<T, StoreError>
     where
         F: Fn(conn::Conn) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
-        // Creating the connection is bounded by the connect timeout, the command by its own.
-        let first = self.conn.get().await?;
-        let attempts = async {
-            let mut next = Some(first);
-            loop {
-                let retried = next.is_none();
-                let (generation, conn) = match next.take() {
-                    Some(c) => c,
-                    None => self.conn.get().await?,
-                };
-                match command(conn).await {
-                    Ok(v) => return Ok(v),
-                    // Loop once more, with `next` empty: that was the retry.
-                    Err(e) if e.is_connection_refusal() && !retried => {}
-                    Err(e) => {
-                        self.conn.failed(generation, &e);
-                        return Err(from_redis(e, self.command_timeout));
+        let work = async {
+            // Creating the connection is bounded by the connect timeout, the command by its own.
+            let first = self.conn.get().await?;
+            let attempts = async {
+                let mut next = Some(first);
+                loop {
+                    let retried = next.is_none();
+                    let (generation, conn) = match next.take() {
+                        Some(c) => c,
+                        None => self.conn.get().await?,
+                    };
+                    match command(conn).await {
+                        Ok(v) => return Ok(v),
+                        // Loop once more, with `next` empty: that was the retry.
+                        Err(e) if e.is_connection_refusal() && !retried => {}
+                        Err(e) => {
+                            self.conn.failed(generation, &e);
+                            return Err(from_redis(e, self.command_timeout));
+                        }
                     }
                 }
-            }
+            };
+            tokio::time::timeout(self.command_timeout, attempts)
+                .await
+                .unwrap_or(Err(StoreError::Timeout(self.command_timeout)))
         };
-        tokio::time::timeout(self.command_timeout, attempts)
-            .await
-            .unwrap_or(Err(StoreError::Timeout(self.command_timeout)))
-    }
-
-    async fn fenced(
-        &self,
-        script: &Script,
-        key: String,
-        args: &[Vec<u8>],
-    ) -> Result<Fenced, StoreError> {
-        let key = key.as_str();
-        let applied: i64 = self
-            .run(|mut c| async move {
-                let mut call = script.key(key);
-                for a in args {
-                    call.arg(a.as_slice());
-                }
-                call.invoke_async(&mut c).await
-            })
-            .await?;
-        Ok(if applied == 1 {
-            Fenced::Applied
-        } else {
-            Fenced::Superseded
-        })
-    }
-
-    async fn try_claim(&self, key: String, processing_ttl: Duration) -> Result<Claim, StoreError> {
-        let token = ClaimToken::random();
-        let value = processing_value(&token);
-        let (key, value) = (&key, &value);
-        let previous: Option<Vec<u8>> = self
-            .run(|mut c| async move {
-                ::redis::cmd("SET")
-                    .arg(key.as_str())
-                    .arg(value.as_slice())
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(millis(processing_ttl))
-                    .arg("GET")
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        match previous.as_deref() {
-            None => Ok(Claim::StartProcessing(token)),
-            Some(DONE) => Ok(Claim::AlreadyHandled),
-            Some(v) if v.starts_with(PROCESSING) => Ok(Claim::InProgress),
-            Some(_) => Err(StoreError::Unavailable(
-                "the idempotency key holds a value RedisStore did not write (a key prefix shared \
-                 with other data?)"
-                    .into(),
-            )),
-        }
-    }
-}
-
-/// A TTL in whole milliseconds, at least 1 (`PX 0` is an error).
-fn millis(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
-fn is_fail_open(token: &ClaimToken) -> bool {
-    token.as_str().starts_with(FAIL_OPEN)
-}
-
-fn processing_value(token: &ClaimToken) -> Vec<u8> {
-    [PROCESSING, token.as_str().as_bytes()].concat()
-}
-
-#[async_trait]
-impl IdempotencyStore for RedisStore {
-    async fn claim(&self, event_id: &str, processing_ttl: Duration) -> Result<Claim, StoreError> {
-        let key = self.key(event_id)?;
-        match self.try_claim(key, processing_ttl).await {
-            Err(e) if self.fail_mode == FailMode::Open => {
-                tracing::warn!(
-                    error = %e,
-                    "Redis idempotency store unavailable; failing open: handling the event \
-                     without deduplication (a duplicate may run its handler again)"
-                );
-                Ok(Claim::StartProcessing(ClaimToken::from_string(format!(
-                    "{FAIL_OPEN}{}",
-                    ClaimToken::random().as_str()
+        match AssertUnwindSafe(work).catch_unwind().await {
+            Ok(result) => result,
+            Err(panic) => {
+                self.conn.reset();
+                Err(StoreError::Unavailable(Box::new(ClientPanicked::new(
+                    panic.as_ref(),
                 ))))
             }
-            other => other,
         }
     }
+}
 
-    async fn complete(
-        &self,
-        event_id: &str,
-        token: &ClaimToken,
-        done_ttl: Duration,
-    ) -> Result<Fenced, StoreError> {
-        let key = self.key(event_id)?;
-        if is_fail_open(token) {
-            // Nothing was recorded at claim time, so there is nothing to complete.
-            tracing::debug!("completion of a fail-open claim: nothing recorded");
-            return Ok(Fenced::Applied);
-        }
-        let args = [
-            processing_value(token),
-            millis(done_ttl).to_string().into_bytes(),
-        ];
-        self.fenced(&COMPLETE, key, &args).await
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    async fn release(&self, event_id: &str, token: &ClaimToken) -> Result<Fenced, StoreError> {
-        let key = self.key(event_id)?;
-        if is_fail_open(token) {
-            tracing::debug!("release of a fail-open claim: nothing recorded");
-            return Ok(Fenced::Applied);
+    /// What rustls panics with when two providers are compiled in and none is installed.
+    const RUSTLS_PANIC: &str = "\nCould not automatically determine the process-level \
+        CryptoProvider from Rustls crate features.\nCall CryptoProvider::install_default() \
+        before this point to select a provider manually, or make sure exactly one of the \
+        'aws-lc-rs' and 'ring' features is enabled.\n";
+
+    #[tokio::test]
+    async fn a_panic_inside_the_client_is_a_store_error_and_the_connection_is_replaced() {
+        let store = RedisStore::open("redis://127.0.0.1:1").unwrap();
+        for (message, expected) in [
+            (
+                RUSTLS_PANIC,
+                "rustls::crypto::CryptoProvider::install_default",
+            ),
+            (
+                "something else",
+                "the Redis client panicked: something else",
+            ),
+        ] {
+            let r = store
+                .run(|_conn| async move {
+                    // (Always true; the `Ok` below gives the future its type.)
+                    if !message.is_empty() {
+                        panic!("{message}");
+                    }
+                    Ok::<(), RedisError>(())
+                })
+                .await;
+            let e = r.unwrap_err();
+            assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+            assert!(e.to_string().contains(expected), "{e}");
+            // The connection it ran on, maybe poisoned, is gone; the next one is new.
+            assert!(store.conn.current().is_none());
         }
-        self.fenced(&RELEASE, key, &[processing_value(token)]).await
+        let (generation, _) = store.conn.get().await.unwrap();
+        assert_eq!(
+            generation, 3,
+            "a connection per operation, none reused after a panic"
+        );
     }
 }
