@@ -57,9 +57,11 @@ pub async fn run(
 ) {
     let kid = key.map_or_else(unknown_kid, |k| k.kid.clone());
     let foreign = TestKey::attacker().with_kid(&kid).sign(&claims());
-    let truncated = match foreign.rsplit_once('.') {
+    // Its own event id: every probe carries a fresh one.
+    let whole = TestKey::attacker().with_kid(&kid).sign(&claims());
+    let truncated = match whole.rsplit_once('.') {
         Some((input, sig)) => format!("{input}.{}", sig.get(..sig.len() / 2).unwrap_or_default()),
-        None => foreign.clone(),
+        None => whole.clone(),
     };
     // (name, what it is, the request: None when it needs the issuer's key and there is none)
     let probes: Vec<(&str, &str, Option<Probe>)> = vec![
