@@ -61,8 +61,9 @@ pub enum Command {
     ///
     /// Probes: alg none; HS256 keyed with the issuer's public key; the issuer's kid with a
     /// foreign key's signature; an unknown kid; a truncated signature; garbage; a GET. A probe
-    /// passes on any non-2xx answer. Every probe carries a fresh event id and fails
-    /// verification, so a correct receiver runs no handler.
+    /// passes on any non-2xx answer (a 503 with a note); a 2xx means the endpoint accepts forged
+    /// events. Every probe carries a fresh event id and fails verification, so a correct
+    /// receiver runs no handler. Exits 1 if any check or probe fails.
     Doctor(DoctorArgs),
 }
 
@@ -130,7 +131,7 @@ pub struct SendArgs {
 /// `decode`.
 #[derive(Debug, Args)]
 pub struct DecodeArgs {
-    /// The token (default, or `-`: read from standard input).
+    /// The token; read from standard input when absent or `-`.
     #[arg(value_name = "TOKEN")]
     pub token: Option<String>,
 }
@@ -138,7 +139,7 @@ pub struct DecodeArgs {
 /// `verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The token (default, or `-`: read from standard input).
+    /// The token; read from standard input when absent or `-`.
     #[arg(value_name = "TOKEN")]
     pub token: Option<String>,
     /// The issuer: `<tenant>.kinde.com`, `https://<tenant>.kinde.com`, a custom domain, or a

@@ -46,7 +46,9 @@ pub async fn send(args: SendArgs) -> Result<u8, Fatal> {
     let mut all_ok = true;
     while let Some((status, body)) = answers.next().await {
         all_ok &= status == 200;
-        line(&format!("{status:03} {body}"));
+        // `STATUS BODY`; just `STATUS` when the body is empty.
+        let shown = format!("{status:03} {body}");
+        line(shown.trim_end());
     }
     Ok(if all_ok { 0 } else { 1 })
 }

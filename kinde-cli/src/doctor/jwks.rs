@@ -24,8 +24,8 @@ pub struct IssuerKey {
     pub public_pem: String,
 }
 
-const WHERE_THE_DOMAIN_IS: &str = "use your Kinde domain as shown in Kinde under Settings > \
-    Details (https://<tenant>.kinde.com, or your custom domain)";
+const WHERE_THE_DOMAIN_IS: &str = "use the Domain shown on your Kinde application's details \
+    page (https://<tenant>.kinde.com, or your custom domain)";
 
 /// Runs the JWKS checks; the issuer's key when the JWKS holds a usable one.
 pub async fn check(
@@ -143,7 +143,7 @@ pub async fn check(
 fn status_advice(jwks: &url::Url, status: u16) -> String {
     match status {
         403 => format!(
-            "{jwks} answers 403 Forbidden. Kinde's documentation names two causes: a wrong domain or region subdomain (a typo in the tenant name, or another region's domain: {WHERE_THE_DOMAIN_IS}), or credentials sent with the request (the JWKS is public: remove any Authorization header or client secret your HTTP client or proxy adds). This check sent none, so the domain is the likelier cause here; an IP allowlist or firewall in front of your network can answer 403 too"
+            "{jwks} answers 403 Forbidden. The causes Kinde's documentation names: a wrong domain or region subdomain (a typo in the tenant name, or another region's domain: {WHERE_THE_DOMAIN_IS}); credentials sent with the request (the JWKS is public: remove any Authorization header or client secret your HTTP client or proxy adds); an IP allowlist or firewall rule blocking this network. This check sent no credentials, so the domain or the network is the likelier cause here"
         ),
         404 => format!("{jwks} answers 404: nothing is served there, so this is probably not a Kinde domain; {WHERE_THE_DOMAIN_IS}"),
         401 => format!("{jwks} answers 401: the JWKS is public and needs no credentials, so something between (a proxy, a gateway) asks for them; {WHERE_THE_DOMAIN_IS}"),
