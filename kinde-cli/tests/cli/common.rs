@@ -19,6 +19,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_kinde-webhooks");
 
 /// Bound on one CLI run (generous: a busy 2-core CI machine, an unoptimised build).
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+/// Bound on the issuer's first line: generating a 2048-bit key in an unoptimised build took
+/// 4–23 s on a loaded 2-core machine; the bound leaves a wide margin.
+const FIRST_LINE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What a finished run printed, and its exit status.
 #[derive(Debug)]
@@ -138,8 +141,7 @@ impl IssuerProcess {
             }
         });
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        // Key generation in an unoptimised build takes seconds: wait generously.
-        let first = tokio::time::timeout(RUN_TIMEOUT, lines.next_line())
+        let first = tokio::time::timeout(FIRST_LINE_TIMEOUT, lines.next_line())
             .await
             .expect("issuer printed its first line in time")
             .unwrap()
