@@ -20,6 +20,8 @@ pub const HANDLER_DURATION_SECONDS: &str = "kinde_webhook_handler_duration_secon
 pub const JWKS_FETCHES_TOTAL: &str = "kinde_webhook_jwks_fetches_total";
 /// `kinde_webhook_store_errors_total`.
 pub const STORE_ERRORS_TOTAL: &str = "kinde_webhook_store_errors_total";
+/// `kinde_webhook_parked_total`.
+pub const PARKED_TOTAL: &str = "kinde_webhook_parked_total";
 
 /// One answered delivery; `event_type` is `None` when nothing was verified.
 #[inline]
@@ -60,4 +62,13 @@ pub(crate) fn jwks_fetch(ok: bool) {
 pub(crate) fn store_error() {
     #[cfg(feature = "metrics")]
     metrics::counter!(STORE_ERRORS_TOTAL).increment(1);
+}
+
+/// One event parked.
+#[inline]
+pub(crate) fn parked(event_type: &str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(PARKED_TOTAL, "event_type" => event_type.to_owned()).increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = event_type;
 }

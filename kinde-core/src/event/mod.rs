@@ -92,6 +92,12 @@ pub struct EventMeta {
     pub ip_address: Option<String>,
     /// The unsigned `webhook-id` header of this delivery, when sent. Informational only.
     pub webhook_id: Option<String>,
+    /// With ordering on ([`WebhooksBuilder::ordering`](crate::WebhooksBuilder::ordering)): the
+    /// entity the event is about, e.g. `user:kp_1`.
+    pub entity_key: Option<String>,
+    /// With ordering on: the signed `timestamp` of the entity's last applied event before this
+    /// one (always older, or equal), for handlers that merge instead of overwriting.
+    pub previous_applied_at: Option<OffsetDateTime>,
 }
 
 impl EventMeta {
@@ -109,6 +115,8 @@ impl EventMeta {
             event_timestamp: None,
             ip_address: None,
             webhook_id: None,
+            entity_key: None,
+            previous_applied_at: None,
         }
     }
 }

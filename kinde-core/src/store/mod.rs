@@ -1,117 +1,141 @@
-//! Idempotency stores: claim an `event_id` before handling it, complete or release it after.
+//! Idempotency stores: claim an event before handling it, complete, release or fail it after.
 //!
-//! Every operation touches one key and carries a fencing token, so a late completion by a
-//! receiver whose claim already expired (and was taken over) changes nothing.
+//! Every operation is atomic and carries a fencing token, so a late completion by a receiver
+//! whose claim already expired (and was taken over) changes nothing. With ordering on
+//! ([`WebhooksBuilder::ordering`](crate::WebhooksBuilder::ordering)), a claim also covers the
+//! event's entity (the user, organization, … it is about), so no two receivers apply one entity
+//! out of order; with parking on ([`WebhooksBuilder::park_after`](crate::WebhooksBuilder::park_after)),
+//! failures are counted and an event that keeps failing is set aside instead of failing forever.
+//!
+//! Three stores implement the protocol: [`MemoryStore`] (the default, one process),
+//! `RedisStore` (feature `redis`, shared by every receiver) and `FileStore` (feature `durable`,
+//! one process, survives restarts).
 
 #[cfg(feature = "durable")]
 mod file;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis_store;
+mod types;
 
 #[cfg(feature = "durable")]
 pub use file::{FileStore, FileStoreConfig, FileStoreError};
 pub use memory::{MemoryStore, MemoryStoreConfig};
 #[cfg(feature = "redis")]
 pub use redis_store::{FailMode, RedisConfigError, RedisStore, RedisStoreConfig};
+pub use types::{
+    Applied, Claim, ClaimRequest, ClaimToken, Completion, Entity, Failed, Failure, Fenced,
+    ParkLimits, ParkedEvent, StoreError,
+};
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-/// Proof of a claim: only its holder can complete or release it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ClaimToken(String);
+use crate::event::EventId;
 
-impl ClaimToken {
-    /// A fresh random token (128 bits).
-    pub fn random() -> Self {
-        Self(format!("{:032x}", rand::random::<u128>()))
-    }
-
-    /// A token from its string form (as stored, e.g. in Redis).
-    pub fn from_string(s: String) -> Self {
-        Self(s)
-    }
-
-    /// The string form.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// What the caller must do after claiming an event id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Claim {
-    /// New (or its earlier claim expired): run the handler, then complete or release.
-    StartProcessing(ClaimToken),
-    /// Handled before: answer 200, run nothing.
-    AlreadyHandled,
-    /// Another delivery is being handled right now: answer 409 so Kinde retries later.
-    InProgress,
-}
-
-/// Whether a fenced operation took effect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Fenced {
-    /// The token matched: done.
-    Applied,
-    /// The claim was no longer ours (it expired and was re-claimed, or is gone): nothing changed.
-    Superseded,
-}
-
-/// A store that cannot answer right now. Deliveries get 503 (fail closed) so Kinde retries.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The backend is unreachable or failed.
-    #[error("store unavailable: {0}")]
-    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// A command took longer than the configured timeout.
-    #[error("store timed out after {0:?}")]
-    Timeout(Duration),
-    /// The store is full of in-progress claims and cannot take another.
-    #[error("store full: {0} entries, all in progress")]
-    Full(usize),
-    /// The event id is not acceptable as a key.
-    #[error("invalid event id")]
-    InvalidKey,
-}
-
-/// The idempotency store used by [`crate::Webhooks`]: [`MemoryStore`] by default, or Redis.
+/// The store used by [`crate::Webhooks`]: [`MemoryStore`] by default, `RedisStore` or
+/// `FileStore`. Each operation is atomic; the receiver decides when to call which.
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync + 'static {
-    /// Atomically claims `event_id` for `processing_ttl`, telling which case it hit.
-    async fn claim(&self, event_id: &str, processing_ttl: Duration) -> Result<Claim, StoreError>;
+    /// Atomically claims the event (and, with [`ClaimRequest::entity`], its entity), telling
+    /// which case it hit:
+    ///
+    /// 1. the event handled → [`Claim::AlreadyHandled`]; parked → [`Claim::Parked`] (unless
+    ///    [`ClaimRequest::replay`]); claimed by another delivery whose claim has not expired →
+    ///    [`Claim::InProgress`];
+    /// 2. with an entity: an event of the entity applied with a later timestamp, or one in
+    ///    progress with a later timestamp → the event is recorded handled (for `done_ttl`) and
+    ///    [`Claim::Superseded`]; one in progress with an earlier or equal timestamp →
+    ///    [`Claim::InProgress`]. Equal applied timestamps are not superseded;
+    /// 3. else the claim is taken for `processing_ttl` → [`Claim::StartProcessing`], with the
+    ///    entity's applied record before this event.
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim, StoreError>;
 
-    /// Marks the claimed event handled, remembered for `done_ttl`.
+    /// Marks the claimed event handled (for `done_ttl`), forgets its failures and any parked
+    /// record, and with an entity records the event's timestamp as applied (the latest wins; a
+    /// `*.deleted` leaves a tombstone) and clears the entity's claim. Only while the claim is
+    /// still `token`'s: otherwise [`Fenced::Superseded`] and nothing changes.
     async fn complete(
         &self,
-        event_id: &str,
+        event_id: &EventId,
         token: &ClaimToken,
-        done_ttl: Duration,
+        completion: &Completion<'_>,
     ) -> Result<Fenced, StoreError>;
 
-    /// Drops the claim after a failed handler, so Kinde's retry processes the event again.
-    async fn release(&self, event_id: &str, token: &ClaimToken) -> Result<Fenced, StoreError>;
+    /// Drops the claim (and the entity's claim) after a failure that is not counted, so the
+    /// next delivery runs the handler again.
+    async fn release(
+        &self,
+        event_id: &EventId,
+        token: &ClaimToken,
+        entity: Option<&str>,
+    ) -> Result<Fenced, StoreError>;
+
+    /// Counts a failed attempt and drops the claim (and the entity's claim); on the
+    /// [`Failure::park_after`]-th failure the event is parked instead (its later deliveries are
+    /// [`Claim::Parked`]), unless the parked set is full.
+    async fn fail(
+        &self,
+        event_id: &EventId,
+        token: &ClaimToken,
+        entity: Option<&str>,
+        failure: &Failure<'_>,
+    ) -> Result<Failed, StoreError>;
+
+    /// Every parked event, oldest first.
+    async fn parked(&self) -> Result<Vec<ParkedEvent>, StoreError>;
+
+    /// One parked event.
+    async fn parked_event(&self, event_id: &EventId) -> Result<Option<ParkedEvent>, StoreError>;
+
+    /// Forgets a parked event: its record, and its parked state (a later delivery is new);
+    /// whether there was a record. `entity` as in its claims.
+    async fn unpark(&self, event_id: &EventId, entity: Option<&str>) -> Result<bool, StoreError>;
 }
 
 #[async_trait]
 impl<S: IdempotencyStore + ?Sized> IdempotencyStore for std::sync::Arc<S> {
-    async fn claim(&self, event_id: &str, processing_ttl: Duration) -> Result<Claim, StoreError> {
-        (**self).claim(event_id, processing_ttl).await
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
+        (**self).claim(request).await
     }
     async fn complete(
         &self,
-        event_id: &str,
+        event_id: &EventId,
         token: &ClaimToken,
-        done_ttl: Duration,
+        completion: &Completion<'_>,
     ) -> Result<Fenced, StoreError> {
-        (**self).complete(event_id, token, done_ttl).await
+        (**self).complete(event_id, token, completion).await
     }
-    async fn release(&self, event_id: &str, token: &ClaimToken) -> Result<Fenced, StoreError> {
-        (**self).release(event_id, token).await
+    async fn release(
+        &self,
+        event_id: &EventId,
+        token: &ClaimToken,
+        entity: Option<&str>,
+    ) -> Result<Fenced, StoreError> {
+        (**self).release(event_id, token, entity).await
     }
+    async fn fail(
+        &self,
+        event_id: &EventId,
+        token: &ClaimToken,
+        entity: Option<&str>,
+        failure: &Failure<'_>,
+    ) -> Result<Failed, StoreError> {
+        (**self).fail(event_id, token, entity, failure).await
+    }
+    async fn parked(&self) -> Result<Vec<ParkedEvent>, StoreError> {
+        (**self).parked().await
+    }
+    async fn parked_event(&self, event_id: &EventId) -> Result<Option<ParkedEvent>, StoreError> {
+        (**self).parked_event(event_id).await
+    }
+    async fn unpark(&self, event_id: &EventId, entity: Option<&str>) -> Result<bool, StoreError> {
+        (**self).unpark(event_id, entity).await
+    }
+}
+
+/// A duration in whole milliseconds, at least 1 (stores keep deadlines in ms).
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }

@@ -43,10 +43,12 @@
 mod keys;
 mod mount;
 mod server;
+mod store_suite;
 
 pub use keys::{sign_hs256, TestKey};
 pub use mount::{MountError, MountProbe, PROBE_BODY, PROBE_TIMEOUT, PROBE_WEBHOOK_ID};
 pub use server::{JwksServer, ServerBehaviour};
+pub use store_suite::check_store_protocol;
 pub use {http, serde_json, time};
 
 use bytes::Bytes;

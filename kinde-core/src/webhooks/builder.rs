@@ -6,13 +6,13 @@ use std::time::Duration;
 use crate::clock::{Clock, SystemClock};
 use crate::event::KindeEvent;
 use crate::handler::{Handler, HandlerMap, HandlerMapError};
-use crate::store::{IdempotencyStore, MemoryStore, MemoryStoreConfig};
+use crate::store::{IdempotencyStore, MemoryStore, MemoryStoreConfig, ParkLimits};
 use crate::verify::{
     check_url, jwks_url, normalize_issuer, IssuerError, JwksCache, JwksConfig, JwksError, JwksPath,
     KeySource, ReplayWindow, Verifier,
 };
 
-use super::{Inner, Webhooks};
+use super::{EntityOrdering, Inner, Webhooks};
 
 /// The path intercepted by the adapters unless configured otherwise.
 pub const DEFAULT_PATH: &str = "/kinde/webhook";
@@ -88,6 +88,9 @@ pub enum BuildError {
 /// | [`store`](Self::store) / [`memory_store`](Self::memory_store) | in-memory, 1 000 000 entries | the idempotency store |
 /// | [`clock`](Self::clock) | system clock | inject `testing::ManualClock` in tests |
 /// | [`state`](Self::state) | `()` | what handlers taking [`State`](crate::State) get |
+/// | [`ordering`](Self::ordering) | off | latest event per entity wins; older ones `200 superseded` |
+/// | [`park_after`](Self::park_after) | off | park an event after this many failures (`200 parked`) |
+/// | [`park_limits`](Self::park_limits) | 10 000 events or 64 MiB | bounds of the parked set |
 ///
 /// ```
 /// use kinde_core::{Webhooks, event::{Event, UserCreated}};
@@ -115,6 +118,9 @@ pub struct WebhooksBuilder<S = ()> {
     body_timeout: Duration,
     max_in_flight: usize,
     path: String,
+    ordering: Option<EntityOrdering>,
+    park_after: Option<u32>,
+    park_limits: ParkLimits,
     state: S,
     handlers: HandlerMap<S>,
 }
@@ -138,6 +144,9 @@ impl Default for WebhooksBuilder<()> {
             body_timeout: DEFAULT_BODY_TIMEOUT,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             path: DEFAULT_PATH.to_owned(),
+            ordering: None,
+            park_after: None,
+            park_limits: ParkLimits::default(),
             state: (),
             handlers: HandlerMap::default(),
         }
@@ -180,6 +189,9 @@ impl WebhooksBuilder<()> {
             body_timeout: self.body_timeout,
             max_in_flight: self.max_in_flight,
             path: self.path,
+            ordering: self.ordering,
+            park_after: self.park_after,
+            park_limits: self.park_limits,
             handlers: self.handlers.with_state(()),
             state,
         }
@@ -289,6 +301,41 @@ impl<S: Clone + Send + Sync + 'static> WebhooksBuilder<S> {
         self
     }
 
+    /// Turns ordering on: per entity, the latest event (by its signed `timestamp`) wins; an
+    /// older one is answered `200 superseded` and runs no handler. Off by default. See
+    /// [`EntityOrdering`] for the keys and the rules.
+    ///
+    /// ```
+    /// use kinde_core::{EntityOrdering, Webhooks};
+    /// let webhooks = Webhooks::builder()
+    ///     .issuer("acme.kinde.com")
+    ///     .ordering(EntityOrdering::latest_wins())
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = webhooks;
+    /// ```
+    pub fn ordering(mut self, ordering: EntityOrdering) -> Self {
+        self.ordering = Some(ordering);
+        self
+    }
+
+    /// Turns parking on: failed attempts are counted per event (a handler error, panic or
+    /// timeout, or `unparseable_event`), and the `attempts`-th failure parks the event — its
+    /// token and last error are kept ([`Webhooks::parked`]) and the answer is `200 parked`, so
+    /// Kinde stops retrying and does not disable the endpoint over one poison event. Replay it
+    /// with [`Webhooks::replay`] once fixed. Off by default; at least 1.
+    pub fn park_after(mut self, attempts: u32) -> Self {
+        self.park_after = Some(attempts);
+        self
+    }
+
+    /// Bounds of the parked set (default 10 000 events or 64 MiB). A park into a full set is
+    /// refused: the delivery answers 500 as without parking (never dropped).
+    pub fn park_limits(mut self, limits: ParkLimits) -> Self {
+        self.park_limits = limits;
+        self
+    }
+
     /// Registers the handler for the documented type `T` (one handler per type): an `async fn`
     /// or closure taking `Event<T>` (or `State<S>, Event<T>`). The raw `data` is parsed into `T`
     /// just before it runs; if it does not match, the answer is `500 unparseable_event` (Kinde
@@ -349,7 +396,10 @@ impl<S: Clone + Send + Sync + 'static> WebhooksBuilder<S> {
         for (value, name) in [
             (self.body_limit, "body limit"),
             (self.max_in_flight, "max deliveries in flight"),
-            (self.memory.capacity, "memory store capacity"),
+            (self.memory.capacity_limit(), "memory store capacity"),
+            (self.park_after.map_or(1, |n| n as usize), "park_after"),
+            (self.park_limits.events, "parked events limit"),
+            (self.park_limits.bytes, "parked bytes limit"),
             (self.jwks.max_keys, "JWKS max keys"),
             (self.jwks.max_response_bytes, "JWKS max response bytes"),
         ] {
@@ -395,6 +445,9 @@ impl<S: Clone + Send + Sync + 'static> WebhooksBuilder<S> {
                 store,
                 handlers,
                 permits: Arc::new(tokio::sync::Semaphore::new(self.max_in_flight)),
+                ordering: self.ordering,
+                park_after: self.park_after,
+                park_limits: self.park_limits,
                 body_timeout: self.body_timeout,
                 processing_ttl: self.processing_ttl,
                 done_ttl: self.done_ttl,

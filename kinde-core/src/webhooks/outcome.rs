@@ -16,6 +16,8 @@ const RETRY_AFTER_SECS: u64 = 5;
 /// | 200 | `{"status":"handled"}` | [`Outcome::Handled`] |
 /// | 200 | `{"status":"duplicate"}` | [`Outcome::Duplicate`] |
 /// | 200 | `{"status":"ignored"}` | [`Outcome::Ignored`] |
+/// | 200 | `{"status":"superseded"}` | [`Outcome::Superseded`] |
+/// | 200 | `{"status":"parked"}` | [`Outcome::Parked`] |
 /// | 400 | `malformed_token`, `invalid_claims`, `invalid_event_id` | [`Outcome::Rejected`] |
 /// | 400 | `invalid_webhook_id`, `body_read_failed` | [`Outcome::InvalidWebhookId`], [`Outcome::BodyReadFailed`] |
 /// | 401 | `invalid_signature`, `unknown_kid`, `unsupported_algorithm`, `unsupported_crit`, `missing_kid`, `wrong_token_kind`, `stale_event`, `future_event`, `invalid_timestamp`, `token_expired`, `token_not_yet_valid` | [`Outcome::Rejected`] |
@@ -39,6 +41,13 @@ pub enum Outcome {
     Duplicate,
     /// Verified, but no handler and no fallback is registered for its type (200 `ignored`).
     Ignored,
+    /// Verified, but a later event of its entity was applied (ordering on): no handler ran
+    /// (200 `superseded`).
+    Superseded,
+    /// Verified, and set aside after failing too often (parking on): no handler ran this time
+    /// (200 `parked`, so Kinde stops retrying; replay it with
+    /// [`Webhooks::replay`](crate::Webhooks::replay)).
+    Parked,
     /// Another delivery of this event is being handled right now (409 `in_progress`: Kinde
     /// retries later).
     InProgress,
@@ -69,7 +78,11 @@ impl Outcome {
     /// The HTTP status for this outcome.
     pub fn status(&self) -> StatusCode {
         match self {
-            Outcome::Handled | Outcome::Duplicate | Outcome::Ignored => StatusCode::OK,
+            Outcome::Handled
+            | Outcome::Duplicate
+            | Outcome::Ignored
+            | Outcome::Superseded
+            | Outcome::Parked => StatusCode::OK,
             Outcome::InProgress => StatusCode::CONFLICT,
             Outcome::InvalidWebhookId | Outcome::BodyReadFailed => StatusCode::BAD_REQUEST,
             Outcome::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -89,6 +102,8 @@ impl Outcome {
             Outcome::Handled => "handled",
             Outcome::Duplicate => "duplicate",
             Outcome::Ignored => "ignored",
+            Outcome::Superseded => "superseded",
+            Outcome::Parked => "parked",
             Outcome::InProgress => "in_progress",
             Outcome::InvalidWebhookId => "invalid_webhook_id",
             Outcome::PayloadTooLarge => "payload_too_large",
@@ -288,7 +303,11 @@ mod tests {
         ] {
             let resp = WebhookResponse::new(outcome);
             assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
-            assert!(resp.headers().contains_key(header::RETRY_AFTER), "{:?}", resp.outcome());
+            assert!(
+                resp.headers().contains_key(header::RETRY_AFTER),
+                "{:?}",
+                resp.outcome()
+            );
         }
         let timeout = WebhookResponse::new(Outcome::BodyTimeout);
         assert_eq!(timeout.status(), StatusCode::REQUEST_TIMEOUT);

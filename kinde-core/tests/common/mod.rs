@@ -10,9 +10,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use http::HeaderMap;
 use kinde_core::event::{Event, UserCreated, UserDeleted};
-use kinde_core::store::{Claim, ClaimToken, Fenced, IdempotencyStore, StoreError};
+use kinde_core::store::{
+    Claim, ClaimRequest, ClaimToken, Completion, Failed, Failure, Fenced, IdempotencyStore,
+    ParkedEvent, StoreError,
+};
 use kinde_core::testing::{JwksServer, TestIssuer};
 use kinde_core::verify::JwksConfig;
+use kinde_core::EventId;
 use kinde_core::{
     BoxError, Event as RawEvent, MemoryStore, State, WebhookResponse, Webhooks, WebhooksBuilder,
 };
@@ -43,15 +47,15 @@ impl CountingStore {
 
 #[async_trait]
 impl IdempotencyStore for CountingStore {
-    async fn claim(&self, id: &str, ttl: Duration) -> Result<Claim, StoreError> {
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
         self.enter()?;
-        self.inner.claim(id, ttl).await
+        self.inner.claim(request).await
     }
     async fn complete(
         &self,
-        id: &str,
+        id: &EventId,
         t: &ClaimToken,
-        ttl: Duration,
+        completion: &Completion<'_>,
     ) -> Result<Fenced, StoreError> {
         self.enter()?;
         if self.fail_complete.load(Ordering::SeqCst) {
@@ -59,11 +63,38 @@ impl IdempotencyStore for CountingStore {
                 "completion switched off by the test".into(),
             ));
         }
-        self.inner.complete(id, t, ttl).await
+        self.inner.complete(id, t, completion).await
     }
-    async fn release(&self, id: &str, t: &ClaimToken) -> Result<Fenced, StoreError> {
+    async fn release(
+        &self,
+        id: &EventId,
+        t: &ClaimToken,
+        entity: Option<&str>,
+    ) -> Result<Fenced, StoreError> {
         self.enter()?;
-        self.inner.release(id, t).await
+        self.inner.release(id, t, entity).await
+    }
+    async fn fail(
+        &self,
+        id: &EventId,
+        t: &ClaimToken,
+        entity: Option<&str>,
+        failure: &Failure<'_>,
+    ) -> Result<Failed, StoreError> {
+        self.enter()?;
+        self.inner.fail(id, t, entity, failure).await
+    }
+    async fn parked(&self) -> Result<Vec<ParkedEvent>, StoreError> {
+        self.enter()?;
+        self.inner.parked().await
+    }
+    async fn parked_event(&self, id: &EventId) -> Result<Option<ParkedEvent>, StoreError> {
+        self.enter()?;
+        self.inner.parked_event(id).await
+    }
+    async fn unpark(&self, id: &EventId, entity: Option<&str>) -> Result<bool, StoreError> {
+        self.enter()?;
+        self.inner.unpark(id, entity).await
     }
 }
 

@@ -1,24 +1,34 @@
 //! The embedded default store: bounded, TTL-expiring, sharded, no setup.
 
-use std::collections::{HashMap, VecDeque};
+mod parked;
+mod shard;
+
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Claim, ClaimToken, Fenced, IdempotencyStore, StoreError};
+use self::parked::ParkedSet;
+use self::shard::{EntityClaim, EntityRecord, Entry, Shard, HANDLED, PARKED};
+use super::{
+    millis, Applied, Claim, ClaimRequest, ClaimToken, Completion, Failed, Failure, Fenced,
+    IdempotencyStore, ParkedEvent, StoreError,
+};
+use crate::event::EventId;
 
 /// Sizing of a [`MemoryStore`].
+///
+/// ```
+/// use kinde_core::MemoryStoreConfig;
+/// let config = MemoryStoreConfig::default().capacity(100_000).shards(8);
+/// assert_eq!(config.capacity_limit(), 100_000);
+/// ```
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct MemoryStoreConfig {
-    /// Most entries (in progress + handled) kept; at capacity the oldest handled entries are
-    /// evicted first (see [`MemoryStore`]), never an in-progress claim. Default 1 000 000.
-    pub capacity: usize,
-    /// Independent locks the entries are spread over. Default 16.
-    pub shards: usize,
+    capacity: usize,
+    shards: usize,
 }
 
 impl Default for MemoryStoreConfig {
@@ -31,63 +41,23 @@ impl Default for MemoryStoreConfig {
 }
 
 impl MemoryStoreConfig {
-    /// Sets the capacity.
+    /// Sets the most entries kept (events in progress or handled, and entity records with
+    /// ordering on; default 1 000 000). At capacity the oldest handled events are evicted
+    /// first (see [`MemoryStore`]), never a claim or an entity record.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity;
         self
     }
 
-    /// Sets the number of shards (locks).
+    /// Sets the number of independent locks the entries are spread over (default 16).
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = shards;
         self
     }
-}
 
-/// `deadline` in milliseconds since the store's epoch; `token` 0 means handled.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    deadline: u64,
-    token: u64,
-}
-
-#[derive(Default)]
-struct Shard {
-    map: HashMap<Arc<str>, Entry>,
-    /// Handled entries in completion order: expiry and eviction both take from the front.
-    handled: VecDeque<(Arc<str>, u64)>,
-}
-
-impl Shard {
-    /// Removes the front handled record; returns whether it removed a live entry.
-    fn pop_handled(&mut self) -> Option<bool> {
-        let (key, deadline) = self.handled.pop_front()?;
-        let live = matches!(self.map.get(&key), Some(e) if e.token == 0 && e.deadline == deadline);
-        if live {
-            self.map.remove(&key);
-        }
-        Some(live)
-    }
-
-    /// Drops expired handled entries; returns how many live entries went.
-    fn purge_expired(&mut self, now: u64) -> usize {
-        let mut removed = 0;
-        while self.handled.front().is_some_and(|(_, d)| *d <= now) {
-            if self.pop_handled() == Some(true) {
-                removed += 1;
-            }
-        }
-        removed
-    }
-
-    /// Makes room for one entry by evicting the oldest handled one.
-    fn evict_one(&mut self) -> bool {
-        while let Some(live) = self.pop_handled() {
-            if live {
-                return true;
-            }
-        }
-        false
+    /// The capacity.
+    pub fn capacity_limit(&self) -> usize {
+        self.capacity
     }
 }
 
@@ -99,13 +69,16 @@ impl Shard {
 ///
 /// # Size
 ///
-/// At most `capacity` entries are held (in progress and handled; about 160 bytes each). At
-/// capacity, each new claim evicts a handled entry and a warning is logged (at most once a
-/// minute): the oldest one of the claim's shard, else the oldest one of the next shard that has
-/// one (every shard is locked in turn, one lock at a time, so a claim never fails while a handled
-/// entry exists anywhere). The ids are spread over the shards at random, so each shard's oldest
-/// is among the store's oldest; with one shard the order is exact. In-progress claims are never
-/// evicted: a store full of them answers [`StoreError::Full`] (503, Kinde retries).
+/// At most `capacity` entries are held (events in progress and handled, about 160 bytes each,
+/// and, with ordering on, one record per entity seen within the done TTL). At capacity, each
+/// new claim evicts a handled event and a warning is logged (at most once a minute): the oldest
+/// one of the claim's shard, else the oldest one of the next shard that has one (every shard is
+/// locked in turn, one lock at a time, so a claim never fails while a handled entry exists
+/// anywhere). The ids are spread over the shards at random, so each shard's oldest is among the
+/// store's oldest; with one shard the order is exact. Claims and entity records younger than
+/// the done TTL are never evicted: a store full of them answers [`StoreError::Full`] (503, Kinde
+/// retries). Failure counts (with parking on) live beside the entries, until the done TTL; parked
+/// events are bounded by [`ParkLimits`](super::ParkLimits).
 pub struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
     /// Entries held across all shards, plus the ones claims have reserved and are inserting:
@@ -118,6 +91,8 @@ pub struct MemoryStore {
     /// When the last "at capacity" warning was logged: ms since `epoch` plus 1, 0 for never.
     last_warned: AtomicU64,
     warn_interval: Duration,
+    /// Locked after a shard, never before one.
+    parked: Mutex<ParkedSet>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -135,6 +110,12 @@ impl Default for MemoryStore {
     }
 }
 
+/// A lock of a shard, whatever a panic elsewhere left (the maps stay consistent: every change
+/// is made by code that cannot panic halfway).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl MemoryStore {
     /// A store with this sizing (capacity and shards are raised to at least 1).
     pub fn new(config: MemoryStoreConfig) -> Self {
@@ -148,10 +129,11 @@ impl MemoryStore {
             capacity: config.capacity.max(1),
             last_warned: AtomicU64::new(0),
             warn_interval: Duration::from_secs(60),
+            parked: Mutex::default(),
         }
     }
 
-    /// Entries currently held (in progress and handled, expired ones not yet purged included).
+    /// Entries currently held (expired ones not yet purged included).
     pub fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
     }
@@ -165,12 +147,9 @@ impl MemoryStore {
         self.epoch.elapsed().as_millis() as u64
     }
 
+    /// The shard of an event: its entity's when ordering applies, so one lock covers both.
     fn shard_index(&self, key: &str) -> usize {
         self.hasher.hash_one(key) as usize % self.shards.len()
-    }
-
-    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, Shard> {
-        lock(&self.shards[self.shard_index(key)])
     }
 
     /// Takes one unit of `len` for a new entry, if the store is below capacity.
@@ -180,6 +159,12 @@ impl MemoryStore {
                 (n < self.capacity).then_some(n + 1)
             })
             .is_ok()
+    }
+
+    fn unreserve(&self, units: usize) {
+        if units > 0 {
+            self.len.fetch_sub(units, Ordering::AcqRel);
+        }
     }
 
     /// At capacity, with no handled entry in the claiming shard: frees a unit of `len` for the
@@ -229,118 +214,288 @@ impl MemoryStore {
     }
 
     fn token_of(token: &ClaimToken) -> Option<u64> {
-        token.as_str().strip_prefix("mem:")?.parse().ok()
+        token
+            .as_str()
+            .strip_prefix("mem:")?
+            .parse()
+            .ok()
+            .filter(|t| *t != HANDLED && *t != PARKED)
     }
 
-    fn claim_sync(&self, event_id: &str, ttl: Duration) -> Result<Claim, StoreError> {
-        let index = self.shard_index(event_id);
-        // Whether this claim holds a unit of `len` for the entry it is about to insert.
-        let mut reserved = false;
+    fn claim_request(&self, req: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
+        enum Take<'a> {
+            /// Record the event handled: a later event of its entity won.
+            Superseded,
+            /// Claim it (and its entity, with the entity's record before this claim).
+            Start(Option<(super::Entity<'a>, Option<EntityRecord>)>),
+        }
+        let id = req.event_id.as_str();
+        let index = self.shard_index(req.entity.map_or(id, |e| e.key));
+        // Units of `len` this claim holds for the entries it is about to insert.
+        let mut reserved = 0usize;
         let mut evicted = false;
         let claim = loop {
             let now = self.now();
             let mut shard = lock(&self.shards[index]);
             let purged = shard.purge_expired(now);
-            self.len.fetch_sub(purged, Ordering::AcqRel);
-            let live = match shard.map.get(event_id) {
-                Some(e) if e.deadline > now && e.token == 0 => Some(Claim::AlreadyHandled),
-                Some(e) if e.deadline > now => Some(Claim::InProgress),
-                _ => None,
-            };
-            if let Some(answer) = live {
-                // Someone claimed it while this claim made room elsewhere.
-                if reserved {
-                    self.len.fetch_sub(1, Ordering::AcqRel);
+            self.unreserve(purged);
+            match shard.map.get(id) {
+                Some(e) if e.token == HANDLED && e.deadline > now => break Claim::AlreadyHandled,
+                Some(e) if e.token == PARKED && !req.replay => break Claim::Parked,
+                Some(e) if e.token != PARKED && e.token != HANDLED && e.deadline > now => {
+                    break Claim::InProgress
                 }
-                break answer;
+                _ => {}
             }
-            let key: Arc<str> = match shard.map.get_key_value(event_id) {
-                // An expired entry: its slot is reused.
-                Some((k, _)) => {
-                    if reserved {
-                        self.len.fetch_sub(1, Ordering::AcqRel);
+            let take = match req.entity {
+                None => Take::Start(None),
+                Some(entity) => {
+                    let record = shard.entities.get(entity.key).copied();
+                    let applied_later = record
+                        .and_then(|r| r.applied)
+                        .is_some_and(|a| a.timestamp > entity.timestamp);
+                    let running = record
+                        .and_then(|r| r.in_progress)
+                        .filter(|c| c.deadline > now);
+                    if applied_later || running.is_some_and(|c| c.timestamp > entity.timestamp) {
+                        Take::Superseded
+                    } else if running.is_some() {
+                        break Claim::InProgress;
+                    } else {
+                        Take::Start(Some((entity, record)))
                     }
-                    k.clone()
                 }
-                None => {
-                    if !reserved {
-                        reserved = self.try_reserve();
-                    }
-                    if !reserved && shard.evict_one() {
-                        // The evicted entry's unit goes to this one.
-                        (reserved, evicted) = (true, true);
-                    }
-                    if !reserved {
-                        drop(shard);
-                        let Some(evicted_one) = self.room_elsewhere(index) else {
-                            return Err(StoreError::Full(self.capacity));
-                        };
-                        (reserved, evicted) = (true, evicted | evicted_one);
-                        // Look again: the id may have been claimed meanwhile.
-                        continue;
-                    }
-                    Arc::from(event_id)
+            };
+            // New entries: the event's (unless an expired or parked one is reused), and the
+            // entity's record.
+            let needed = usize::from(!shard.map.contains_key(id))
+                + usize::from(matches!(take, Take::Start(Some((_, None)))));
+            while reserved < needed {
+                if self.try_reserve() {
+                    reserved += 1;
+                } else if shard.evict_one() {
+                    (reserved, evicted) = (reserved + 1, true);
+                } else {
+                    break;
                 }
+            }
+            if reserved < needed {
+                drop(shard);
+                let Some(evicted_one) = self.room_elsewhere(index) else {
+                    self.unreserve(reserved);
+                    return Err(StoreError::Full(self.capacity));
+                };
+                (reserved, evicted) = (reserved + 1, evicted | evicted_one);
+                continue; // look again: the event may have been claimed meanwhile
+            }
+            self.unreserve(reserved - needed);
+            reserved = 0;
+            let key: Arc<str> = match shard.map.get_key_value(id) {
+                Some((k, _)) => k.clone(),
+                None => Arc::from(id),
+            };
+            let Take::Start(entity) = take else {
+                shard.mark_handled(key, now + millis(req.done_ttl));
+                break Claim::Superseded;
             };
             let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-            let deadline = now + ttl.as_millis() as u64;
+            let deadline = now + millis(req.processing_ttl);
             shard.map.insert(key, Entry { deadline, token });
-            break Claim::StartProcessing(ClaimToken::from_string(format!("mem:{token}")));
+            let previous = entity.and_then(|(entity, record)| {
+                let previous = record.and_then(|r| r.applied);
+                shard.keep_entity(
+                    &Arc::from(entity.key),
+                    EntityRecord {
+                        applied: previous,
+                        in_progress: Some(EntityClaim {
+                            token,
+                            timestamp: entity.timestamp,
+                            deadline,
+                        }),
+                        deadline: record.map_or(deadline, |r| r.deadline.max(deadline)),
+                    },
+                );
+                previous
+            });
+            break Claim::StartProcessing {
+                token: ClaimToken::from_string(format!("mem:{token}")),
+                previous,
+            };
         };
+        self.unreserve(reserved);
         if evicted {
             self.warn_evicting();
         }
         Ok(claim)
     }
-}
 
-fn lock(m: &Mutex<Shard>) -> std::sync::MutexGuard<'_, Shard> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    /// The shard of an event (by its entity when given) if `token` still holds its claim.
+    fn claimed(
+        &self,
+        event_id: &EventId,
+        token: &ClaimToken,
+        entity: Option<&str>,
+    ) -> Option<(MutexGuard<'_, Shard>, u64)> {
+        let token = Self::token_of(token)?;
+        let shard = lock(&self.shards[self.shard_index(entity.unwrap_or(event_id))]);
+        matches!(shard.map.get(event_id.as_str()), Some(e) if e.token == token)
+            .then_some((shard, token))
+    }
+
+    /// Clears the entity's claim if `token` holds it.
+    fn clear_entity_claim(shard: &mut Shard, entity: Option<&str>, token: u64) {
+        if let Some(record) = entity.and_then(|k| shard.entities.get_mut(k)) {
+            if record.in_progress.is_some_and(|c| c.token == token) {
+                record.in_progress = None;
+            }
+        }
+    }
+
+    fn remove_entry(&self, shard: &mut Shard, event_id: &EventId) {
+        if shard.map.remove(event_id.as_str()).is_some() {
+            self.unreserve(1);
+        }
+    }
 }
 
 #[async_trait]
 impl IdempotencyStore for MemoryStore {
-    async fn claim(&self, event_id: &str, processing_ttl: Duration) -> Result<Claim, StoreError> {
-        self.claim_sync(event_id, processing_ttl)
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
+        self.claim_request(request)
     }
 
     async fn complete(
         &self,
-        event_id: &str,
+        event_id: &EventId,
         token: &ClaimToken,
-        done_ttl: Duration,
+        completion: &Completion<'_>,
     ) -> Result<Fenced, StoreError> {
-        let Some(token) = Self::token_of(token) else {
+        let entity_key = completion.entity.map(|e| e.key);
+        let Some((mut shard, token)) = self.claimed(event_id, token, entity_key) else {
             return Ok(Fenced::Superseded);
         };
         let now = self.now();
-        let mut shard = self.shard(event_id);
-        let Some((key, entry)) = shard.map.get_key_value(event_id) else {
-            return Ok(Fenced::Superseded);
-        };
-        if entry.token != token {
-            return Ok(Fenced::Superseded);
+        let deadline = now + millis(completion.done_ttl);
+        let key = shard
+            .map
+            .get_key_value(event_id.as_str())
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(|| Arc::from(event_id.as_str()));
+        shard.mark_handled(key.clone(), deadline);
+        shard.failures.remove(&key);
+        if let Some(entity) = completion.entity {
+            let entity_key: Arc<str> = Arc::from(entity.key);
+            let old = shard.entities.get(entity.key).copied();
+            if old.is_none() {
+                // Its record expired while the claim ran long: it comes back, over capacity at
+                // worst by this one entry.
+                self.len.fetch_add(1, Ordering::AcqRel);
+            }
+            let applied = match old.and_then(|r| r.applied) {
+                Some(a) if a.timestamp > entity.timestamp => a,
+                _ => Applied {
+                    timestamp: entity.timestamp,
+                    deleted: completion.deletes,
+                },
+            };
+            let in_progress = old.and_then(|r| r.in_progress).filter(|c| c.token != token);
+            shard.keep_entity(
+                &entity_key,
+                EntityRecord {
+                    applied: Some(applied),
+                    in_progress,
+                    deadline: old.map_or(deadline, |r| r.deadline.max(deadline)),
+                },
+            );
         }
-        let key = key.clone();
-        let deadline = now + done_ttl.as_millis() as u64;
-        shard.map.insert(key.clone(), Entry { deadline, token: 0 });
-        shard.handled.push_back((key, deadline));
+        lock(&self.parked).remove(event_id);
         Ok(Fenced::Applied)
     }
 
-    async fn release(&self, event_id: &str, token: &ClaimToken) -> Result<Fenced, StoreError> {
-        let Some(token) = Self::token_of(token) else {
+    async fn release(
+        &self,
+        event_id: &EventId,
+        token: &ClaimToken,
+        entity: Option<&str>,
+    ) -> Result<Fenced, StoreError> {
+        let Some((mut shard, token)) = self.claimed(event_id, token, entity) else {
             return Ok(Fenced::Superseded);
         };
-        let mut shard = self.shard(event_id);
-        match shard.map.get(event_id) {
-            Some(e) if e.token == token => {
-                shard.map.remove(event_id);
-                self.len.fetch_sub(1, Ordering::Relaxed);
-                Ok(Fenced::Applied)
-            }
-            _ => Ok(Fenced::Superseded),
+        Self::clear_entity_claim(&mut shard, entity, token);
+        self.remove_entry(&mut shard, event_id);
+        Ok(Fenced::Applied)
+    }
+
+    async fn fail(
+        &self,
+        event_id: &EventId,
+        token: &ClaimToken,
+        entity: Option<&str>,
+        failure: &Failure<'_>,
+    ) -> Result<Failed, StoreError> {
+        let Some((mut shard, token)) = self.claimed(event_id, token, entity) else {
+            return Ok(Failed::Superseded);
+        };
+        Self::clear_entity_claim(&mut shard, entity, token);
+        let key: Arc<str> = Arc::from(event_id.as_str());
+        let deadline = self.now() + millis(failure.done_ttl);
+        let counted = shard.count_failure(&key, failure.at_ms, deadline);
+        if counted < failure.park_after.max(1) {
+            self.remove_entry(&mut shard, event_id);
+            return Ok(Failed::Released { attempts: counted });
         }
+        let first_ms = shard
+            .failures
+            .get(&key)
+            .map_or(failure.at_ms, |f| f.first_ms);
+        let mut parked = lock(&self.parked);
+        let previous = parked.get(event_id).map_or(0, |p| p.attempts);
+        let attempts = counted.max(previous.saturating_add(1));
+        let record = ParkedEvent {
+            event_id: event_id.clone(),
+            event_type: failure.event_type.to_owned(),
+            token: failure.token.to_owned(),
+            attempts,
+            last_error: failure.error.to_owned(),
+            first_attempt_ms: parked
+                .get(event_id)
+                .map_or(first_ms, |p| p.first_attempt_ms),
+            last_attempt_ms: failure.at_ms,
+        };
+        if !parked.park(record, failure.limits) {
+            drop(parked);
+            self.remove_entry(&mut shard, event_id);
+            return Ok(Failed::ParkFull { attempts });
+        }
+        shard.map.insert(
+            key,
+            Entry {
+                deadline: u64::MAX,
+                token: PARKED,
+            },
+        );
+        Ok(Failed::Parked { attempts })
+    }
+
+    async fn parked(&self) -> Result<Vec<ParkedEvent>, StoreError> {
+        Ok(lock(&self.parked).list())
+    }
+
+    async fn parked_event(&self, event_id: &EventId) -> Result<Option<ParkedEvent>, StoreError> {
+        Ok(lock(&self.parked).get(event_id).cloned())
+    }
+
+    async fn unpark(&self, event_id: &EventId, entity: Option<&str>) -> Result<bool, StoreError> {
+        let mut shard = lock(&self.shards[self.shard_index(entity.unwrap_or(event_id))]);
+        if shard
+            .map
+            .get(event_id.as_str())
+            .is_some_and(|e| e.token == PARKED)
+        {
+            self.remove_entry(&mut shard, event_id);
+        }
+        drop(shard);
+        Ok(lock(&self.parked).remove(event_id))
     }
 }
 

@@ -7,8 +7,40 @@ const LONG: Duration = Duration::from_secs(3600);
 
 fn token(c: Claim) -> ClaimToken {
     match c {
-        Claim::StartProcessing(t) => t,
+        Claim::StartProcessing { token, .. } => token,
         other => panic!("expected StartProcessing, got {other:?}"),
+    }
+}
+
+fn id(s: &str) -> EventId {
+    EventId::new(s).unwrap()
+}
+
+/// The protocol without ordering or parking, by string ids (the tests below predate both).
+impl MemoryStore {
+    fn claim_sync(&self, event_id: &str, ttl: Duration) -> Result<Claim, StoreError> {
+        self.claim_request(&ClaimRequest::new(&id(event_id), ttl, LONG))
+    }
+
+    async fn claim(&self, event_id: &str, ttl: Duration) -> Result<Claim, StoreError> {
+        self.claim_sync(event_id, ttl)
+    }
+
+    async fn complete(
+        &self,
+        event_id: &str,
+        token: &ClaimToken,
+        done_ttl: Duration,
+    ) -> Result<Fenced, StoreError> {
+        IdempotencyStore::complete(self, &id(event_id), token, &Completion::new(done_ttl)).await
+    }
+
+    async fn release(&self, event_id: &str, token: &ClaimToken) -> Result<Fenced, StoreError> {
+        IdempotencyStore::release(self, &id(event_id), token, None).await
+    }
+
+    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
+        lock(&self.shards[self.shard_index(key)])
     }
 }
 
@@ -21,7 +53,7 @@ async fn claim_complete_then_duplicate() {
     assert_eq!(s.claim("e1", LONG).await.unwrap(), Claim::AlreadyHandled);
     assert!(matches!(
         s.claim("e2", LONG).await.unwrap(),
-        Claim::StartProcessing(_)
+        Claim::StartProcessing { .. }
     ));
 }
 
@@ -66,16 +98,13 @@ async fn handled_entries_expire_after_their_ttl() {
     tokio::time::sleep(Duration::from_millis(40)).await;
     assert!(matches!(
         s.claim("e1", LONG).await.unwrap(),
-        Claim::StartProcessing(_)
+        Claim::StartProcessing { .. }
     ));
 }
 
 #[tokio::test]
 async fn at_capacity_the_oldest_handled_go_first_never_in_progress() {
-    let s = MemoryStore::new(MemoryStoreConfig {
-        capacity: 4,
-        shards: 1,
-    });
+    let s = MemoryStore::new(MemoryStoreConfig::default().capacity(4).shards(1));
     let busy = token(s.claim("busy", LONG).await.unwrap());
     for id in ["h1", "h2", "h3"] {
         let t = token(s.claim(id, LONG).await.unwrap());
@@ -88,7 +117,7 @@ async fn at_capacity_the_oldest_handled_go_first_never_in_progress() {
     assert_eq!(s.len(), 4);
     assert!(matches!(
         s.claim("h1", LONG).await.unwrap(),
-        Claim::StartProcessing(_)
+        Claim::StartProcessing { .. }
     ));
     assert_eq!(s.claim("busy", LONG).await.unwrap(), Claim::InProgress);
     assert_eq!(
@@ -99,10 +128,7 @@ async fn at_capacity_the_oldest_handled_go_first_never_in_progress() {
 
 #[tokio::test]
 async fn capacity_is_the_whole_store_not_a_share_per_shard() {
-    let s = MemoryStore::new(MemoryStoreConfig {
-        capacity: 100,
-        shards: 16,
-    });
+    let s = MemoryStore::new(MemoryStoreConfig::default().capacity(100).shards(16));
     for i in 0..100 {
         let id = format!("e{i}");
         let t = token(s.claim(&id, LONG).await.unwrap());
@@ -121,10 +147,7 @@ async fn capacity_is_the_whole_store_not_a_share_per_shard() {
 
 #[tokio::test]
 async fn full_of_in_progress_claims_is_an_error_not_an_eviction() {
-    let s = MemoryStore::new(MemoryStoreConfig {
-        capacity: 2,
-        shards: 1,
-    });
+    let s = MemoryStore::new(MemoryStoreConfig::default().capacity(2).shards(1));
     token(s.claim("a", LONG).await.unwrap());
     token(s.claim("b", LONG).await.unwrap());
     assert!(matches!(s.claim("c", LONG).await, Err(StoreError::Full(2))));
@@ -138,12 +161,12 @@ async fn concurrent_claims_of_one_id_start_exactly_one() {
     for _ in 0..64 {
         let s = s.clone();
         tasks.push(tokio::spawn(
-            async move { s.claim("same", LONG).await.unwrap() },
+            async move { s.claim_sync("same", LONG).unwrap() },
         ));
     }
     let mut started = 0;
     for t in tasks {
-        if matches!(t.await.unwrap(), Claim::StartProcessing(_)) {
+        if matches!(t.await.unwrap(), Claim::StartProcessing { .. }) {
             started += 1;
         }
     }
@@ -339,7 +362,7 @@ fn at_capacity_concurrent_claims_never_fail_while_a_handled_entry_exists() {
                     start.wait();
                     ids.iter()
                         .filter(|id| match s.claim_sync(id, LONG) {
-                            Ok(Claim::StartProcessing(_)) => false,
+                            Ok(Claim::StartProcessing { .. }) => false,
                             Err(StoreError::Full(_)) => true,
                             other => panic!("{id}: {other:?}"),
                         })
@@ -377,9 +400,11 @@ fn steady_traffic_at_capacity_is_never_refused_and_never_exceeds_it() {
                 for i in 0..5_000 {
                     let id = format!("e-{t}-{i}");
                     match s.claim_sync(&id, LONG) {
-                        Ok(Claim::StartProcessing(tok)) => {
+                        Ok(Claim::StartProcessing { token: tok, .. }) => {
                             peak = peak.max(s.len());
-                            let done = s.complete(&id, &tok, LONG).now_or_never().unwrap();
+                            let done = MemoryStore::complete(&s, &id, &tok, LONG)
+                                .now_or_never()
+                                .unwrap();
                             assert_eq!(done.unwrap(), Fenced::Applied);
                         }
                         other => panic!("{id}: {other:?}"),
@@ -396,4 +421,56 @@ fn steady_traffic_at_capacity_is_never_refused_and_never_exceeds_it() {
         .unwrap();
     assert!(peak <= CAPACITY, "held {peak} > {CAPACITY}");
     assert_eq!(s.len(), CAPACITY);
+}
+
+#[tokio::test]
+async fn the_store_protocol_holds() {
+    crate::testing::check_store_protocol(&MemoryStore::default()).await;
+    // With one shard, every entity and event shares a lock: the same answers.
+    crate::testing::check_store_protocol(&MemoryStore::new(MemoryStoreConfig::default().shards(1)))
+        .await;
+}
+
+#[tokio::test]
+async fn entity_records_count_and_are_never_evicted() {
+    let s = MemoryStore::new(MemoryStoreConfig::default().capacity(3).shards(1));
+    let claim = |event: &str, key: &'static str, ts: i64| {
+        let event = id(event);
+        let answer = s.claim_request(
+            &ClaimRequest::new(&event, LONG, LONG)
+                .entity(Some(crate::store::Entity { key, timestamp: ts })),
+        );
+        std::future::ready(answer)
+    };
+    // One event and its entity: two entries.
+    let t = token(claim("e1", "user:1", 10).await.unwrap());
+    let done = Completion::new(LONG).entity(
+        Some(crate::store::Entity {
+            key: "user:1",
+            timestamp: 10,
+        }),
+        false,
+    );
+    IdempotencyStore::complete(&s, &id("e1"), &t, &done)
+        .await
+        .unwrap();
+    assert_eq!(s.len(), 2);
+    // A second entity needs two more: the handled event goes, the entity record stays.
+    token(claim("e2", "user:2", 10).await.unwrap());
+    assert_eq!(s.len(), 3);
+    assert!(s.shard("user:1").entities.contains_key("user:1"));
+    assert!(!s.shard("e1").map.contains_key("e1"));
+    // Nothing left to evict: a third entity is refused, not an entity forgotten.
+    assert!(matches!(
+        claim("e3", "user:3", 10).await,
+        Err(StoreError::Full(3))
+    ));
+    // The first entity's record is intact (a superseded event needs an entry of its own, so at
+    // this capacity it waits: 503 and Kinde retries).
+    let applied = s.shard("user:1").entities["user:1"].applied;
+    assert_eq!(applied.map(|a| a.timestamp), Some(10));
+    assert!(matches!(
+        claim("e0", "user:1", 5).await,
+        Err(StoreError::Full(3))
+    ));
 }

@@ -8,8 +8,8 @@ use ::redis::Script;
 use async_trait::async_trait;
 
 use super::{FailMode, RedisStore};
-use crate::store::{Claim, ClaimToken, Fenced, IdempotencyStore, StoreError};
 use crate::event::is_valid_id;
+use crate::store::{Claim, ClaimToken, Fenced, IdempotencyStore, StoreError};
 
 /// The value of a handled event.
 const DONE: &[u8] = b"d";

@@ -1,0 +1,252 @@
+//! What the store protocol exchanges.
+
+use std::time::Duration;
+
+use crate::event::EventId;
+
+/// Proof of a claim: only its holder can complete, release or fail it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClaimToken(String);
+
+impl ClaimToken {
+    /// A fresh random token (128 bits).
+    pub fn random() -> Self {
+        Self(format!("{:032x}", rand::random::<u128>()))
+    }
+
+    /// A token from its string form (as stored, e.g. in Redis).
+    pub fn from_string(s: String) -> Self {
+        Self(s)
+    }
+
+    /// The string form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The entity an event is about, for ordering: its key (`user:kp_1`, `organization:org_1`, …)
+/// and the event's signed timestamp in unix microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entity<'a> {
+    /// The entity key.
+    pub key: &'a str,
+    /// The event's signed `timestamp`, in microseconds since the Unix epoch.
+    pub timestamp: i64,
+}
+
+/// A claim to make.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ClaimRequest<'a> {
+    /// The event.
+    pub event_id: &'a EventId,
+    /// How long the claim holds if never settled.
+    pub processing_ttl: Duration,
+    /// How long a superseded event is remembered as handled.
+    pub done_ttl: Duration,
+    /// The entity, when ordering applies to the event.
+    pub entity: Option<Entity<'a>>,
+    /// A replay of a parked event: its parked state counts as new.
+    pub replay: bool,
+}
+
+impl<'a> ClaimRequest<'a> {
+    /// A claim of `event_id`, without ordering.
+    pub fn new(event_id: &'a EventId, processing_ttl: Duration, done_ttl: Duration) -> Self {
+        Self {
+            event_id,
+            processing_ttl,
+            done_ttl,
+            entity: None,
+            replay: false,
+        }
+    }
+
+    /// With ordering on this entity.
+    pub fn entity(mut self, entity: Option<Entity<'a>>) -> Self {
+        self.entity = entity;
+        self
+    }
+
+    /// As a replay of a parked event.
+    pub fn replay(mut self, replay: bool) -> Self {
+        self.replay = replay;
+        self
+    }
+}
+
+/// The last event applied to an entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// Its signed timestamp, in unix microseconds.
+    pub timestamp: i64,
+    /// Whether it was a `*.deleted` (a tombstone).
+    pub deleted: bool,
+}
+
+/// What the caller must do after a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Claim {
+    /// New (or its earlier claim expired): run the handler, then complete, release or fail.
+    StartProcessing {
+        /// The claim's fencing token.
+        token: ClaimToken,
+        /// The entity's last applied event before this one (with ordering).
+        previous: Option<Applied>,
+    },
+    /// Handled before: answer 200, run nothing.
+    AlreadyHandled,
+    /// Another delivery is being handled right now: answer 409 so Kinde retries later.
+    InProgress,
+    /// A later event of the same entity was applied (or is in progress): recorded handled,
+    /// answer 200 `superseded`, run nothing.
+    Superseded,
+    /// Parked after failing too often: answer 200 `parked`, run nothing.
+    Parked,
+}
+
+/// How a claim is settled after the handler succeeded.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Completion<'a> {
+    /// How long the event is remembered as handled.
+    pub done_ttl: Duration,
+    /// The entity, when ordering applies.
+    pub entity: Option<Entity<'a>>,
+    /// Whether the event deletes its entity (`*.deleted`): leaves a tombstone.
+    pub deletes: bool,
+}
+
+impl<'a> Completion<'a> {
+    /// Handled, remembered for `done_ttl`.
+    pub fn new(done_ttl: Duration) -> Self {
+        Self {
+            done_ttl,
+            entity: None,
+            deletes: false,
+        }
+    }
+
+    /// And applied to this entity (a tombstone when `deletes`).
+    pub fn entity(mut self, entity: Option<Entity<'a>>, deletes: bool) -> Self {
+        self.entity = entity;
+        self.deletes = deletes;
+        self
+    }
+}
+
+/// Bounds of the parked set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParkLimits {
+    /// Most parked events (default 10 000).
+    pub events: usize,
+    /// Most bytes of parked tokens and errors (default 64 MiB).
+    pub bytes: usize,
+}
+
+impl Default for ParkLimits {
+    fn default() -> Self {
+        Self {
+            events: 10_000,
+            bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// A failed attempt, to count (and park on the `park_after`-th).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Failure<'a> {
+    /// Park on this many failures (at least 1).
+    pub park_after: u32,
+    /// Bounds of the parked set.
+    pub limits: ParkLimits,
+    /// How long failure counts are kept.
+    pub done_ttl: Duration,
+    /// The event type.
+    pub event_type: &'a str,
+    /// The raw token (the JWS as delivered), kept with a parked event for its replay.
+    pub token: &'a str,
+    /// What failed.
+    pub error: &'a str,
+    /// When, in unix milliseconds.
+    pub at_ms: i64,
+}
+
+/// What a failure did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Failed {
+    /// Counted and released: the next delivery is a new attempt.
+    Released {
+        /// Failed attempts so far.
+        attempts: u32,
+    },
+    /// Parked on this attempt.
+    Parked {
+        /// Failed attempts so far.
+        attempts: u32,
+    },
+    /// It should have been parked, but the parked set is full: released (answer 500).
+    ParkFull {
+        /// Failed attempts so far.
+        attempts: u32,
+    },
+    /// The claim was no longer ours: nothing changed.
+    Superseded,
+}
+
+/// An event set aside after failing `park_after` times; replay it with
+/// [`Webhooks::replay`](crate::Webhooks::replay).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ParkedEvent {
+    /// The event.
+    pub event_id: EventId,
+    /// Its type.
+    pub event_type: String,
+    /// The raw token as delivered (re-verified on replay).
+    pub token: String,
+    /// Failed attempts.
+    pub attempts: u32,
+    /// The last failure.
+    pub last_error: String,
+    /// The first failed attempt, unix milliseconds.
+    pub first_attempt_ms: i64,
+    /// The last failed attempt, unix milliseconds.
+    pub last_attempt_ms: i64,
+}
+
+impl ParkedEvent {
+    /// What it costs against [`ParkLimits::bytes`].
+    pub fn size(&self) -> usize {
+        self.token.len() + self.last_error.len() + self.event_type.len() + self.event_id.len()
+    }
+}
+
+/// Whether a fenced operation took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fenced {
+    /// The token matched: done.
+    Applied,
+    /// The claim was no longer ours (it expired and was re-claimed, or is gone): nothing changed.
+    Superseded,
+}
+
+/// A store that cannot answer right now. Deliveries get 503 (fail closed) so Kinde retries.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend is unreachable or failed.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A command took longer than the configured timeout.
+    #[error("store timed out after {0:?}")]
+    Timeout(Duration),
+    /// The store is full of in-progress claims and entity records and cannot take another.
+    #[error("store full: {0} entries, none evictable")]
+    Full(usize),
+}
