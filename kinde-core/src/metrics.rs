@@ -49,7 +49,6 @@ pub(crate) fn handler_duration(event_type: &str, elapsed: std::time::Duration) {
 
 /// One JWKS fetch.
 #[inline]
-#[allow(dead_code)] // recorded by the JWKS cache
 pub(crate) fn jwks_fetch(ok: bool) {
     #[cfg(feature = "metrics")]
     metrics::counter!(JWKS_FETCHES_TOTAL, "result" => if ok { "ok" } else { "error" }).increment(1);

@@ -26,22 +26,39 @@ const GENEROUS_TIMEOUT: Duration = Duration::from_secs(30);
 const HANG_GUARD: Duration = Duration::from_secs(120);
 const SIZE_BOUND: usize = 16 * 1024;
 
-fn hostile_config() -> JwksConfig {
-    let mut c = common::fast_jwks();
-    c.fetch_timeout = GENEROUS_TIMEOUT;
-    c.max_response_bytes = SIZE_BOUND;
-    c
+/// What a case tunes: the cache, and the HTTP fetch.
+struct Tune {
+    cache: JwksConfig,
+    fetch_timeout: Duration,
+    max_response_bytes: usize,
 }
 
-fn short_timeout(c: &mut JwksConfig) {
+fn short_timeout(c: &mut Tune) {
     c.fetch_timeout = SHORT_TIMEOUT;
 }
 
 /// A receiver (handlers, counting store) fetching keys from a server that behaves so.
-async fn receiver(behaviour: ServerBehaviour, tune: impl FnOnce(&mut JwksConfig)) -> Harness {
-    let mut cfg = hostile_config();
-    tune(&mut cfg);
-    let h = Harness::with(move |b| b.jwks_config(cfg)).await;
+async fn receiver(behaviour: ServerBehaviour, tune: impl FnOnce(&mut Tune)) -> Harness {
+    let mut t = Tune {
+        cache: common::fast_jwks(),
+        fetch_timeout: GENEROUS_TIMEOUT,
+        max_response_bytes: SIZE_BOUND,
+    };
+    tune(&mut t);
+    let Tune {
+        cache,
+        fetch_timeout,
+        max_response_bytes,
+    } = t;
+    let h = Harness::with_keys(
+        move |server| {
+            common::http_keys(server)
+                .fetch_timeout(fetch_timeout)
+                .max_response_bytes(max_response_bytes)
+        },
+        move |b| b.jwks_config(cache),
+    )
+    .await;
     h.server.set_behaviour(behaviour);
     h
 }
@@ -258,7 +275,7 @@ async fn a_thousand_keys_are_bounded_by_size_then_by_count_and_work_when_allowed
     let last = TestKey::primary().with_kid("k-999");
     // The default size bound (128 KiB) trips first...
     let h = receiver(ServerBehaviour::Body(body.clone()), |c| {
-        c.max_response_bytes = JwksConfig::default().max_response_bytes;
+        c.max_response_bytes = kinde_core::verify::HttpKeySource::DEFAULT_MAX_BYTES;
     })
     .await;
     let resp = deliver(&h, &last.sign(&claims())).await;
@@ -279,7 +296,7 @@ async fn a_thousand_keys_are_bounded_by_size_then_by_count_and_work_when_allowed
     // ...and a receiver configured for 1 000 keys uses the last of them.
     let h = receiver(ServerBehaviour::Body(body), |c| {
         c.max_response_bytes = 1 << 20;
-        c.max_keys = 1000;
+        c.cache = c.cache.clone().max_keys(1000);
     })
     .await;
     assert_answer(&deliver(&h, &last.sign(&claims())).await, 200, "handled");
@@ -304,7 +321,7 @@ async fn a_duplicated_kid_keeps_the_first_key_and_only_it_verifies() {
 async fn a_key_that_disappears_is_trusted_until_the_ttl() {
     // A TTL no test outlives: within it the cached key is trusted, with no refetch.
     let h = receiver(ServerBehaviour::Serve, |c| {
-        c.default_ttl = Duration::from_secs(3600)
+        c.cache = c.cache.clone().default_ttl(Duration::from_secs(3600))
     })
     .await;
     h.issuer.rotate_to(TestKey::secondary()); // publishes both, signs with the secondary
@@ -318,7 +335,10 @@ async fn a_key_that_disappears_is_trusted_until_the_ttl() {
 #[tokio::test]
 async fn a_key_that_disappears_is_refused_once_the_ttl_has_passed() {
     let ttl = Duration::from_millis(10);
-    let h = receiver(ServerBehaviour::Serve, |c| c.default_ttl = ttl).await;
+    let h = receiver(ServerBehaviour::Serve, |c| {
+        c.cache = c.cache.clone().default_ttl(ttl)
+    })
+    .await;
     h.issuer.rotate_to(TestKey::secondary());
     let by_primary = || TestKey::primary().sign(&claims());
     assert_answer(&deliver(&h, &by_primary()).await, 200, "handled");

@@ -50,8 +50,7 @@ async fn a_new_kid_seen_by_100_concurrent_requests_causes_one_fetch() {
 async fn a_flood_of_forged_kids_causes_no_fetch_inside_the_cooldown() {
     let issuer = TestIssuer::new();
     let server = issuer.serve().await;
-    let mut cfg = fast_jwks();
-    cfg.refetch_cooldown = Duration::from_secs(3600);
+    let cfg = fast_jwks().refetch_cooldown(Duration::from_secs(3600));
     let webhooks = Webhooks::builder()
         .issuer(server.url())
         .jwks_config(cfg)
@@ -109,8 +108,7 @@ async fn cached_keys_keep_working_while_a_refresh_fails() {
     let issuer = TestIssuer::new();
     let server = issuer.serve().await;
     server.set_cache_control(Some("max-age=0"));
-    let mut cfg = fast_jwks();
-    cfg.min_ttl = Duration::from_millis(20);
+    let cfg = fast_jwks().min_ttl(Duration::from_millis(20));
     let webhooks = Webhooks::builder()
         .issuer(server.url())
         .jwks_config(cfg)
@@ -138,8 +136,7 @@ async fn a_key_removed_from_the_jwks_is_refused_after_the_ttl() {
     issuer.rotate_to(TestKey::secondary());
     let server = issuer.serve().await;
     server.set_cache_control(Some("public, max-age=0"));
-    let mut cfg = fast_jwks();
-    cfg.min_ttl = Duration::from_millis(50);
+    let cfg = fast_jwks().min_ttl(Duration::from_millis(50));
     let webhooks = Webhooks::builder()
         .issuer(server.url())
         .jwks_config(cfg)
@@ -162,13 +159,12 @@ async fn fetches_for(
     n: usize,
     pause: Duration,
     cache_control: Option<&str>,
-    tune: impl FnOnce(&mut JwksConfig),
+    tune: impl FnOnce(JwksConfig) -> JwksConfig,
 ) -> u64 {
     let issuer = TestIssuer::new();
     let server = issuer.serve().await;
     server.set_cache_control(cache_control);
-    let mut cfg = fast_jwks();
-    tune(&mut cfg);
+    let cfg = tune(fast_jwks());
     let webhooks = Webhooks::builder()
         .issuer(server.url())
         .jwks_config(cfg)
@@ -187,9 +183,9 @@ async fn fetches_for(
 async fn max_age_sets_the_ttl_within_the_clamps() {
     let pause = Duration::from_millis(20);
     // Without max-age the default TTL applies: 1 ms here, so every delivery refetches...
-    let default_1ms = |c: &mut JwksConfig| {
-        c.default_ttl = Duration::from_millis(1);
-        c.min_ttl = Duration::from_millis(1);
+    let default_1ms = |c: JwksConfig| {
+        c.default_ttl(Duration::from_millis(1))
+            .min_ttl(Duration::from_millis(1))
     };
     assert_eq!(fetches_for(4, pause, None, default_1ms).await, 4);
     // ...max-age=3600 overrides it: one fetch for all (fails if max-age were ignored)...
@@ -198,18 +194,15 @@ async fn max_age_sets_the_ttl_within_the_clamps() {
         1
     );
     // ...within max_ttl: clamped down to 1 ms, every delivery refetches again...
-    let max_1ms = |c: &mut JwksConfig| {
-        default_1ms(c);
-        c.max_ttl = Duration::from_millis(1);
-    };
+    let max_1ms = |c: JwksConfig| default_1ms(c).max_ttl(Duration::from_millis(1));
     assert_eq!(
         fetches_for(4, pause, Some("max-age=3600"), max_1ms).await,
         4
     );
     // ...and within min_ttl: max-age=0 (or no-store) raised to an hour, one fetch.
-    let min_1h = |c: &mut JwksConfig| {
-        c.default_ttl = Duration::from_millis(1);
-        c.min_ttl = Duration::from_secs(3600);
+    let min_1h = |c: JwksConfig| {
+        c.default_ttl(Duration::from_millis(1))
+            .min_ttl(Duration::from_secs(3600))
     };
     assert_eq!(fetches_for(4, pause, Some("max-age=0"), min_1h).await, 1);
     assert_eq!(fetches_for(4, pause, Some("no-store"), min_1h).await, 1);

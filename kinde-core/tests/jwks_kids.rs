@@ -31,9 +31,7 @@ fn b64(bytes: &[u8]) -> String {
 
 /// A receiver whose refetch cooldown no test outlives, serving `keys` as its JWKS.
 async fn cooling_receiver(keys: Option<Vec<Value>>) -> Harness {
-    let mut cfg = fast_jwks();
-    cfg.refetch_cooldown = Duration::from_secs(3600);
-    cfg.fetch_timeout = Duration::from_secs(30);
+    let cfg = fast_jwks().refetch_cooldown(Duration::from_secs(3600));
     let h = Harness::with(move |b| b.jwks_config(cfg)).await;
     if let Some(keys) = keys {
         let body = json!({ "keys": keys }).to_string();
@@ -203,17 +201,14 @@ async fn deliveries_that_waited_on_a_refetch_started_after_they_arrived_get_401_
 ) {
     let issuer = TestIssuer::new();
     let server = issuer.serve().await;
-    let mut cfg = JwksConfig::default();
     // No cooldown: the refetch may start as soon as the first fetch is over.
-    cfg.refetch_cooldown = Duration::ZERO;
+    let cfg = JwksConfig::default().refetch_cooldown(Duration::ZERO);
     let (gate, open) = tokio::sync::watch::channel(false);
     let source = Gated {
-        inner: HttpKeySource::new(
-            url::Url::parse(&server.jwks_url()).unwrap(),
-            Duration::from_secs(60),
-            cfg.max_response_bytes,
-        )
-        .unwrap(),
+        inner: HttpKeySource::builder(url::Url::parse(&server.jwks_url()).unwrap())
+            .fetch_timeout(Duration::from_secs(60))
+            .build()
+            .unwrap(),
         open,
     };
     let cache = Arc::new(JwksCache::new(Arc::new(source), cfg));
@@ -266,9 +261,7 @@ async fn a_refetch_the_cooldown_forbids_is_503_with_retry_after_for_a_real_key_a
 
 #[tokio::test]
 async fn retrying_after_the_retry_after_finds_the_rotated_key() {
-    let mut cfg = fast_jwks();
-    cfg.refetch_cooldown = Duration::from_secs(1);
-    cfg.fetch_timeout = Duration::from_secs(30);
+    let cfg = fast_jwks().refetch_cooldown(Duration::from_secs(1));
     let h = Harness::with(move |b| b.jwks_config(cfg)).await;
     assert_answer(
         &deliver(&h, &h.issuer.sign(&claims())).await,

@@ -34,6 +34,21 @@ async fn deliveries_handler_time_and_jwks_fetches_are_recorded_with_bounded_labe
         webhooks.handle(&headers, forged.as_bytes()).await.status(),
         401
     );
+    let parking = Webhooks::builder()
+        .issuer(issuer.serve().await.url())
+        .park_after(1)
+        .on_type("role.created", |_: Event| async { Err::<(), _>("poison") })
+        .build()
+        .unwrap();
+    let poison = issuer.sign(&TestEvent::sample("role.created").into_claims());
+    assert_eq!(
+        parking
+            .handle(&headers, poison.as_bytes())
+            .await
+            .outcome()
+            .code(),
+        "parked"
+    );
     let unknown = TestEvent::sample("x.y").claim("type", serde_json::json!("something.new"));
     let ignored = issuer.sign(&unknown.into_claims());
     assert_eq!(
@@ -66,6 +81,11 @@ async fn deliveries_handler_time_and_jwks_fetches_are_recorded_with_bounded_labe
         vec![
             (
                 "kinde_webhook_deliveries_total".to_owned(),
+                s(&["event_type=role.created", "outcome=parked"]),
+                1
+            ),
+            (
+                "kinde_webhook_deliveries_total".to_owned(),
                 s(&["event_type=something.new", "outcome=ignored"]),
                 1
             ),
@@ -84,14 +104,32 @@ async fn deliveries_handler_time_and_jwks_fetches_are_recorded_with_bounded_labe
                 s(&["event_type=user.created", "outcome=handled"]),
                 1
             ),
+            (
+                "kinde_webhook_jwks_fetches_total".to_owned(),
+                s(&["result=ok"]),
+                2
+            ),
+            (
+                "kinde_webhook_parked_total".to_owned(),
+                s(&["event_type=role.created"]),
+                1
+            ),
         ]
     );
+    histograms.sort();
     assert_eq!(
         histograms,
-        vec![(
-            "kinde_webhook_handler_duration_seconds".to_owned(),
-            s(&["event_type=user.created"]),
-            1
-        )]
+        vec![
+            (
+                "kinde_webhook_handler_duration_seconds".to_owned(),
+                s(&["event_type=role.created"]),
+                1
+            ),
+            (
+                "kinde_webhook_handler_duration_seconds".to_owned(),
+                s(&["event_type=user.created"]),
+                1
+            )
+        ]
     );
 }

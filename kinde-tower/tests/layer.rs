@@ -34,8 +34,7 @@ async fn fixture() -> Fixture {
     let jwks = issuer.serve().await;
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
-    let mut cfg = JwksConfig::default();
-    cfg.refetch_cooldown = Duration::from_millis(50);
+    let cfg = JwksConfig::default().refetch_cooldown(Duration::from_millis(50));
     let webhooks = Webhooks::builder()
         .issuer(jwks.url())
         .jwks_config(cfg)

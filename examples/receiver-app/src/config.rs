@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use kinde_core::store::{FileStore, IdempotencyStore, RedisStore, RedisStoreConfig};
+use kinde_core::{EntityOrdering, WebhooksBuilder};
 
 /// A setting that is missing or invalid; the message names the variable and says why.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,14 @@ pub struct Config {
     /// exist), which keeps handled events across restarts. One receiver process per file.
     /// Excludes `REDIS_URL`.
     pub store_path: Option<PathBuf>,
+    /// `KINDE_ORDERING`: `1`/`true` turns ordering on (the latest event per entity wins);
+    /// `0`/`false`/unset: off.
+    pub ordering: bool,
+    /// `KINDE_PARK_AFTER`: park an event after this many failed attempts (an integer ≥ 1);
+    /// unset: parking off.
+    pub park_after: Option<u32>,
+    /// `METRICS_BIND`: serve Prometheus metrics at `http://<host:port>/metrics`; unset: none.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl Config {
@@ -114,6 +123,35 @@ impl Config {
         if store_path.is_some() && redis_url.is_some() {
             return Err(ConfigError::Conflict("KINDE_STORE_PATH", "REDIS_URL"));
         }
+        let ordering = match get("KINDE_ORDERING").as_deref() {
+            None | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "KINDE_ORDERING",
+                    why: format!("`{other}` is not 1, true, 0 or false"),
+                })
+            }
+        };
+        let park_after = match get("KINDE_PARK_AFTER") {
+            None => None,
+            Some(n) => match n.parse::<u32>() {
+                Ok(n) if n >= 1 => Some(n),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "KINDE_PARK_AFTER",
+                        why: format!("`{n}` is not an integer of at least 1"),
+                    })
+                }
+            },
+        };
+        let metrics_bind = match get("METRICS_BIND") {
+            None => None,
+            Some(b) => Some(b.parse().map_err(|_| ConfigError::Invalid {
+                name: "METRICS_BIND",
+                why: format!("`{b}` is not an address like 127.0.0.1:9000"),
+            })?),
+        };
         Ok(Self {
             kinde_domain,
             jwks_url,
@@ -121,7 +159,34 @@ impl Config {
             webhook_path,
             redis_url,
             store_path,
+            ordering,
+            park_after,
+            metrics_bind,
         })
+    }
+
+    /// Applies the settings to a receiver's builder: the issuer (and `KINDE_JWKS_URL`), the
+    /// path, the store, ordering and parking. The handlers are the caller's.
+    pub fn configure<S: Clone + Send + Sync + 'static>(
+        &self,
+        builder: WebhooksBuilder<S>,
+    ) -> Result<WebhooksBuilder<S>, ConfigError> {
+        let mut builder = builder
+            .issuer(self.kinde_domain.as_str())
+            .path(self.webhook_path.as_str());
+        if let Some(url) = &self.jwks_url {
+            builder = builder.jwks_url(url.as_str());
+        }
+        if let Some(store) = store(self)? {
+            builder = builder.store(store);
+        }
+        if self.ordering {
+            builder = builder.ordering(EntityOrdering::latest_wins());
+        }
+        if let Some(n) = self.park_after {
+            builder = builder.park_after(n);
+        }
+        Ok(builder)
     }
 }
 
@@ -130,7 +195,7 @@ impl Config {
 /// single server, a comma-separated list a cluster; nothing connects here: a receiver starts
 /// while Redis is down and answers 503 until it is reachable), or `None` for the in-memory
 /// store.
-pub(crate) fn store(config: &Config) -> Result<Option<Arc<dyn IdempotencyStore>>, ConfigError> {
+fn store(config: &Config) -> Result<Option<Arc<dyn IdempotencyStore>>, ConfigError> {
     if let Some(path) = &config.store_path {
         let store = FileStore::open(path).map_err(|source| ConfigError::Store {
             name: "KINDE_STORE_PATH",
@@ -165,6 +230,43 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn ordering_parking_and_metrics() {
+        let base = [("KINDE_DOMAIN", "acme.kinde.com")];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            cfg(&pairs)
+        };
+        for (v, on) in [("1", true), ("true", true), ("0", false), ("false", false)] {
+            assert_eq!(with(&[("KINDE_ORDERING", v)]).unwrap().ordering, on, "{v}");
+        }
+        assert!(!with(&[]).unwrap().ordering);
+        assert_eq!(
+            with(&[("KINDE_PARK_AFTER", "3")]).unwrap().park_after,
+            Some(3)
+        );
+        assert_eq!(with(&[]).unwrap().park_after, None);
+        assert_eq!(
+            with(&[("METRICS_BIND", "127.0.0.1:9100")])
+                .unwrap()
+                .metrics_bind,
+            Some("127.0.0.1:9100".parse().unwrap())
+        );
+        for (name, bad) in [
+            ("KINDE_ORDERING", "yes"),
+            ("KINDE_ORDERING", "2"),
+            ("KINDE_PARK_AFTER", "0"),
+            ("KINDE_PARK_AFTER", "-1"),
+            ("KINDE_PARK_AFTER", "three"),
+            ("METRICS_BIND", "localhost"),
+        ] {
+            let err = with(&[(name, bad)]).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{name} is invalid")), "{err}");
+            assert!(!err.contains('\n'));
+        }
     }
 
     #[test]

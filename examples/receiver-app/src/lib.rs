@@ -40,16 +40,8 @@ pub fn stdout_sink() -> HandledSink {
 /// Builds the receiver's [`Webhooks`] from its configuration, reporting every handler
 /// invocation to `sink`.
 pub fn build_webhooks(config: &Config, sink: HandledSink) -> Result<Webhooks, ConfigError> {
-    let mut builder = Webhooks::builder()
-        .issuer(config.kinde_domain.as_str())
-        .path(config.webhook_path.as_str());
-    if let Some(url) = &config.jwks_url {
-        builder = builder.jwks_url(url.as_str());
-    }
-    if let Some(store) = config::store(config)? {
-        builder = builder.store(store);
-    }
-    builder
+    config
+        .configure(Webhooks::builder())?
         .state(sink)
         .on(async |State(sink): State<HandledSink>, e: Event<UserCreated>| report(&sink, &e.meta))
         .on(async |State(sink): State<HandledSink>, e: Event<UserUpdated>| report(&sink, &e.meta))
@@ -66,6 +58,39 @@ pub fn build_webhooks(config: &Config, sink: HandledSink) -> Result<Webhooks, Co
 
 fn report(sink: &HandledSink, meta: &kinde_core::EventMeta) {
     sink(&meta.event_type, meta.event_id.as_str());
+}
+
+/// Serves Prometheus metrics at `http://METRICS_BIND/metrics` when `METRICS_BIND` is set: the
+/// listener is bound when this returns (so before the receiver answers `/health`). The handler
+/// duration is a real histogram (buckets from 1 ms to 60 s). Call it inside the tokio runtime.
+pub fn install_metrics(config: &Config) -> Result<(), ConfigError> {
+    let Some(addr) = config.metrics_bind else {
+        return Ok(());
+    };
+    const BUCKETS: &[f64] = &[
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    ];
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(
+                kinde_core::metrics::HANDLER_DURATION_SECONDS.to_owned(),
+            ),
+            BUCKETS,
+        )
+        .and_then(|b| b.install())
+        .map_err(|e| ConfigError::Invalid {
+            name: "METRICS_BIND",
+            why: format!("cannot serve metrics on {addr}: {e}"),
+        })
+}
+
+/// [`install_metrics`], or exits with status 2 and a one-line message naming `METRICS_BIND`.
+pub fn metrics_or_exit(config: &Config) {
+    if let Err(e) = install_metrics(config) {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
 }
 
 /// Logs to stderr (stdout carries only the `handled …` lines), cheaply: through a non-blocking

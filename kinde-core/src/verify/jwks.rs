@@ -9,25 +9,25 @@ use super::crypto::VerifyingKey;
 use super::keys::{usable_keys, KeySet, Lookup};
 use super::source::{JwksError, KeySource};
 
-/// Tuning of the JWKS cache. Every field has a sensible default.
+/// Tuning of the JWKS cache. Every setting has a sensible default; how keys are fetched (the
+/// HTTP timeout and size bound) belongs to the key source ([`HttpKeySource::builder`](super::HttpKeySource)).
+///
+/// ```
+/// use std::time::Duration;
+/// use kinde_core::verify::JwksConfig;
+/// let config = JwksConfig::default()
+///     .refetch_cooldown(Duration::from_secs(30))
+///     .min_ttl(Duration::from_secs(60))
+///     .max_ttl(Duration::from_secs(3600));
+/// # let _ = config;
+/// ```
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct JwksConfig {
-    /// How long keys stay fresh when the issuer sends no `Cache-Control: max-age`.
-    pub default_ttl: Duration,
-    /// Lower clamp of `max-age`.
-    pub min_ttl: Duration,
-    /// Upper clamp of `max-age`.
-    pub max_ttl: Duration,
-    /// Minimum time between two fetches triggered by unknown `kid`s or failures: a flood of
-    /// forged kids causes at most one fetch per cooldown.
-    pub refetch_cooldown: Duration,
-    /// Most keys a JWKS may hold.
-    pub max_keys: usize,
-    /// Fetch timeout (connect + whole response).
-    pub fetch_timeout: Duration,
-    /// Largest JWKS response read, in bytes.
-    pub max_response_bytes: usize,
+    pub(crate) default_ttl: Duration,
+    pub(crate) min_ttl: Duration,
+    pub(crate) max_ttl: Duration,
+    pub(crate) refetch_cooldown: Duration,
+    pub(crate) max_keys: usize,
 }
 
 impl Default for JwksConfig {
@@ -38,9 +38,41 @@ impl Default for JwksConfig {
             max_ttl: Duration::from_secs(24 * 3600),
             refetch_cooldown: Duration::from_secs(10),
             max_keys: 64,
-            fetch_timeout: Duration::from_secs(5),
-            max_response_bytes: 128 * 1024,
         }
+    }
+}
+
+impl JwksConfig {
+    /// How long keys stay fresh when the issuer sends no `Cache-Control: max-age` (default
+    /// 10 min).
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// The lower clamp of `max-age` (default 30 s).
+    pub fn min_ttl(mut self, ttl: Duration) -> Self {
+        self.min_ttl = ttl;
+        self
+    }
+
+    /// The upper clamp of `max-age` (default 24 h).
+    pub fn max_ttl(mut self, ttl: Duration) -> Self {
+        self.max_ttl = ttl;
+        self
+    }
+
+    /// The shortest time between two fetches triggered by unknown `kid`s or failures (default
+    /// 10 s): a flood of forged kids causes at most one fetch per cooldown.
+    pub fn refetch_cooldown(mut self, cooldown: Duration) -> Self {
+        self.refetch_cooldown = cooldown;
+        self
+    }
+
+    /// The most keys a JWKS may hold (default 64).
+    pub fn max_keys(mut self, keys: usize) -> Self {
+        self.max_keys = keys;
+        self
     }
 }
 
@@ -246,6 +278,7 @@ impl JwksCache {
             let keys = usable_keys(&fetched.body, self.config.max_keys)?;
             Ok((keys, fetched.max_age))
         });
+        crate::metrics::jwks_fetch(result.is_ok());
         let now = Instant::now();
         let prev = self.snap();
         let (next, err) = match result {

@@ -13,9 +13,9 @@ pub use crypto::VerifyingKey;
 pub use issuer::{check_url, jwks_url, normalize_issuer, IssuerError, JwksPath};
 pub use jwks::{JwksCache, JwksConfig, KeyError};
 pub use keys::{EXPONENTS, MODULUS_BITS};
-#[cfg(feature = "http-jwks")]
-pub use source::HttpKeySource;
 pub use source::{FetchedJwks, JwksError, KeySource, StaticKeySource};
+#[cfg(feature = "http-jwks")]
+pub use source::{HttpKeySource, HttpKeySourceBuilder};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -125,8 +125,27 @@ mod http_source {
     use super::*;
     use url::Url;
 
-    /// Fetches the JWKS over HTTPS (reqwest + rustls): no redirects, a total timeout and a bound
-    /// on the body size, read as it streams.
+    /// Fetches the JWKS over HTTPS (reqwest + rustls): no redirects, a total timeout (default
+    /// 5 s) and a bound on the body size (default 128 KiB), read as it streams.
+    ///
+    /// [`WebhooksBuilder::issuer`](crate::WebhooksBuilder::issuer) uses one with the defaults;
+    /// to tune them, build one and pass it as the key source:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kinde_core::verify::HttpKeySource;
+    /// use kinde_core::Webhooks;
+    ///
+    /// let keys = HttpKeySource::for_issuer("acme.kinde.com")
+    ///     .unwrap()
+    ///     .fetch_timeout(Duration::from_secs(2))
+    ///     .max_response_bytes(64 * 1024)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(keys.url().as_str(), "https://acme.kinde.com/.well-known/jwks");
+    /// let webhooks = Webhooks::builder().key_source(keys).build().unwrap();
+    /// # let _ = webhooks;
+    /// ```
     #[derive(Debug, Clone)]
     pub struct HttpKeySource {
         client: reqwest::Client,
@@ -135,9 +154,70 @@ mod http_source {
         max_bytes: usize,
     }
 
+    /// Settings of an [`HttpKeySource`] before it is built.
+    #[derive(Debug, Clone)]
+    #[must_use]
+    pub struct HttpKeySourceBuilder {
+        url: Url,
+        timeout: Duration,
+        max_bytes: usize,
+    }
+
+    impl HttpKeySourceBuilder {
+        /// The whole fetch's bound: connecting, the response and its body (default 5 s).
+        pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+            self.timeout = timeout;
+            self
+        }
+
+        /// The largest JWKS read, in bytes (default 128 KiB).
+        pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+            self.max_bytes = bytes;
+            self
+        }
+
+        /// Builds the source (its HTTP client).
+        pub fn build(self) -> Result<HttpKeySource, JwksError> {
+            HttpKeySource::with_limits(self.url, self.timeout, self.max_bytes)
+        }
+    }
+
     impl HttpKeySource {
-        /// A source for `url` with a fetch timeout and a response size bound.
-        pub fn new(url: Url, timeout: Duration, max_bytes: usize) -> Result<Self, JwksError> {
+        /// The default fetch timeout.
+        pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+        /// The default bound on the response body.
+        pub const DEFAULT_MAX_BYTES: usize = 128 * 1024;
+
+        /// A source for `url` with the default timeout and size bound.
+        pub fn new(url: Url) -> Result<Self, JwksError> {
+            Self::builder(url).build()
+        }
+
+        /// Settings for a source fetching `url`.
+        pub fn builder(url: Url) -> HttpKeySourceBuilder {
+            HttpKeySourceBuilder {
+                url,
+                timeout: Self::DEFAULT_TIMEOUT,
+                max_bytes: Self::DEFAULT_MAX_BYTES,
+            }
+        }
+
+        /// Settings for a source fetching an issuer's `/.well-known/jwks` (the issuer as
+        /// [`WebhooksBuilder::issuer`](crate::WebhooksBuilder::issuer) takes it).
+        pub fn for_issuer(issuer: &str) -> Result<HttpKeySourceBuilder, super::super::IssuerError> {
+            let issuer = super::super::normalize_issuer(issuer)?;
+            Ok(Self::builder(super::super::jwks_url(
+                &issuer,
+                super::super::JwksPath::Jwks,
+            )))
+        }
+
+        fn with_limits(url: Url, timeout: Duration, max_bytes: usize) -> Result<Self, JwksError> {
+            if timeout.is_zero() || max_bytes == 0 {
+                return Err(JwksError::Transport(
+                    "the JWKS fetch timeout and size bound must be greater than zero".into(),
+                ));
+            }
             let client = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(timeout)
@@ -217,7 +297,7 @@ mod http_source {
 }
 
 #[cfg(feature = "http-jwks")]
-pub use http_source::HttpKeySource;
+pub use http_source::{HttpKeySource, HttpKeySourceBuilder};
 
 #[cfg(test)]
 mod tests {

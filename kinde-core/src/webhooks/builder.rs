@@ -30,6 +30,9 @@ pub enum BuildError {
     /// Neither an issuer nor a key source was given.
     #[error("no key source: call .issuer(\"https://<tenant>.kinde.com\") or .key_source(..)")]
     NoKeySource,
+    /// Both a key source and an issuer (or JWKS URL) were given: one of them would be ignored.
+    #[error("both .key_source(..) and .issuer(..)/.jwks_url(..) are set: keep one")]
+    TwoKeySources,
     /// The issuer or JWKS URL is invalid.
     #[error(transparent)]
     Issuer(#[from] IssuerError),
@@ -224,7 +227,8 @@ impl<S: Clone + Send + Sync + 'static> WebhooksBuilder<S> {
         self
     }
 
-    /// JWKS cache tuning (TTL clamps, cooldown, bounds, fetch timeout).
+    /// JWKS cache tuning (TTL and its clamps, refetch cooldown, key count). The fetch's timeout
+    /// and size bound are the key source's ([`HttpKeySource::builder`](crate::verify::HttpKeySource)).
     pub fn jwks_config(mut self, config: JwksConfig) -> Self {
         self.jwks = config;
         self
@@ -366,6 +370,9 @@ impl<S: Clone + Send + Sync + 'static> WebhooksBuilder<S> {
 
     fn key_source_or_http(&mut self) -> Result<Arc<dyn KeySource>, BuildError> {
         if let Some(source) = self.key_source.take() {
+            if self.issuer.is_some() || self.jwks_url.is_some() {
+                return Err(BuildError::TwoKeySources);
+            }
             return Ok(source);
         }
         let url = match (&self.jwks_url, &self.issuer) {
@@ -375,12 +382,7 @@ impl<S: Clone + Send + Sync + 'static> WebhooksBuilder<S> {
         };
         #[cfg(feature = "http-jwks")]
         {
-            let source = crate::verify::HttpKeySource::new(
-                url,
-                self.jwks.fetch_timeout,
-                self.jwks.max_response_bytes,
-            )?;
-            Ok(Arc::new(source))
+            Ok(Arc::new(crate::verify::HttpKeySource::new(url)?))
         }
         #[cfg(not(feature = "http-jwks"))]
         {
@@ -401,7 +403,6 @@ impl<S: Clone + Send + Sync + 'static> WebhooksBuilder<S> {
             (self.park_limits.events, "parked events limit"),
             (self.park_limits.bytes, "parked bytes limit"),
             (self.jwks.max_keys, "JWKS max keys"),
-            (self.jwks.max_response_bytes, "JWKS max response bytes"),
         ] {
             if value == 0 {
                 return Err(BuildError::Zero(name));
@@ -411,7 +412,6 @@ impl<S: Clone + Send + Sync + 'static> WebhooksBuilder<S> {
             (self.processing_ttl, "processing TTL"),
             (self.handler_timeout, "handler timeout"),
             (self.body_timeout, "body timeout"),
-            (self.jwks.fetch_timeout, "JWKS fetch timeout"),
         ] {
             if value.is_zero() {
                 return Err(BuildError::Zero(name));

@@ -142,15 +142,18 @@ pub struct Harness {
     pub webhooks: Webhooks,
 }
 
-/// JWKS tuning for tests: a short cooldown so "issuer back" is seen quickly, and a fetch
-/// timeout no loopback fetch on a loaded machine runs into (tests that expect a timeout set
-/// their own).
+/// JWKS tuning for tests: a short cooldown so "issuer back" is seen quickly.
 pub fn fast_jwks() -> JwksConfig {
-    let mut c = JwksConfig::default();
-    c.refetch_cooldown = Duration::from_millis(50);
-    c.min_ttl = Duration::from_millis(10);
-    c.fetch_timeout = Duration::from_secs(30);
-    c
+    JwksConfig::default()
+        .refetch_cooldown(Duration::from_millis(50))
+        .min_ttl(Duration::from_millis(10))
+}
+
+/// The test server's keys over HTTP with a fetch timeout no loopback fetch on a loaded machine
+/// runs into (tests that expect a timeout or a size bound set their own).
+pub fn http_keys(server: &JwksServer) -> kinde_core::verify::HttpKeySourceBuilder {
+    kinde_core::verify::HttpKeySource::builder(server.jwks_url().parse().unwrap())
+        .fetch_timeout(Duration::from_secs(30))
 }
 
 /// The builder the harness hands to tests: its handlers take the recorded calls as state.
@@ -176,12 +179,20 @@ impl Harness {
     }
 
     pub async fn with(configure: impl FnOnce(Builder) -> Builder) -> Self {
+        Self::with_keys(|server| http_keys(server), configure).await
+    }
+
+    /// A harness whose key source is built from the test server by `keys`.
+    pub async fn with_keys(
+        keys: impl FnOnce(&JwksServer) -> kinde_core::verify::HttpKeySourceBuilder,
+        configure: impl FnOnce(Builder) -> Builder,
+    ) -> Self {
         let issuer = TestIssuer::new();
         let server = issuer.serve().await;
         let store = Arc::new(CountingStore::default());
         let calls = Arc::new(Calls::default());
         let builder = Webhooks::builder()
-            .issuer(server.url())
+            .key_source(keys(&server).build().unwrap())
             .jwks_config(fast_jwks())
             .store(store.clone())
             .state(calls.clone());

@@ -91,8 +91,7 @@ impl Server {
 /// The receiver under test, the same for both adapters: every event type counted as one
 /// handler call.
 fn receiver(jwks: &JwksServer, calls: Arc<AtomicUsize>) -> Webhooks {
-    let mut cfg = JwksConfig::default();
-    cfg.refetch_cooldown = COOLDOWN;
+    let cfg = JwksConfig::default().refetch_cooldown(COOLDOWN);
     Webhooks::builder()
         .issuer(jwks.url())
         .jwks_config(cfg)
