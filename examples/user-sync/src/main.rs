@@ -89,11 +89,16 @@ async fn user_deleted(
     Ok(())
 }
 
+/// One line per event (the delivery's span adds its event id and type).
 fn log(meta: &EventMeta, user: &str, applied: bool) {
     if applied {
-        tracing::info!(event_id = %meta.event_id, user, "{} applied", meta.event_type);
+        tracing::info!(user, "{} applied", meta.event_type);
     } else {
-        tracing::info!(event_id = %meta.event_id, user, "{} older than the row: nothing changed", meta.event_type);
+        tracing::info!(
+            user,
+            "{} is older than the row: nothing changed",
+            meta.event_type
+        );
     }
 }
 
@@ -130,6 +135,7 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
@@ -145,6 +151,8 @@ struct Failure(u8, String);
 
 async fn run() -> Result<(), Failure> {
     let config = Config::from_env().map_err(|e| Failure(2, e))?;
+    let shutdown =
+        shutdown_signal().map_err(|e| Failure(1, format!("cannot watch signals: {e}")))?;
     let issuer = Issuer::from_config(&config)
         .await
         .map_err(|e| Failure(1, e))?;
@@ -171,29 +179,28 @@ async fn run() -> Result<(), Failure> {
         );
     }
     axum::serve(listener, app(webhooks, db))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| Failure(1, format!("server failed: {e}")))
 }
 
-/// Ctrl-C, or SIGTERM on unix.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Resolves on Ctrl-C (SIGINT), or SIGTERM on unix. The handlers are installed now, so a
+/// signal that comes before the server runs stops it too.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => drop(term.recv().await),
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
+            }
+        })
     }
+    #[cfg(not(unix))]
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
