@@ -228,6 +228,28 @@ async fn an_older_update_after_a_newer_one_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_arriving_at_once_in_any_order_leave_the_newest() {
+    let app = std::sync::Arc::new(Running::start().await);
+    // Eight snapshots, one minute apart, delivered all at once, newest and oldest first.
+    let order = [8, 1, 7, 2, 6, 3, 5, 4];
+    let mut deliveries = tokio::task::JoinSet::new();
+    for n in order {
+        let event = updated(user("kp_1", &format!("v{n}@example.com")), ago(10 - n));
+        let token = app.issuer.sign(&event.into_claims());
+        let app = app.clone();
+        deliveries.spawn(async move { app.deliver(&token).await });
+    }
+    while let Some(got) = deliveries.join_next().await {
+        assert_eq!(answer(&got.expect("delivery task")), HANDLED);
+    }
+
+    let row = app.row("kp_1").await.expect("the user's row");
+    assert_eq!(row.email.as_deref(), Some("v8@example.com"));
+    let writes = app.writes().await;
+    assert!((1..=8).contains(&writes), "{writes} writes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_after_the_delete_does_not_bring_the_user_back() {
     let app = Running::start().await;
     let (t0, t1, t2) = (ago(30), ago(20), ago(10));
