@@ -17,7 +17,12 @@
 //! 36 hours while later events go through. The SQL in [`db`] is guarded by each event's signed
 //! timestamp, so a late retry never overwrites newer data, and a delete leaves a tombstone that
 //! an older `user.created`/`user.updated` cannot bring back. A handler that fails (the database
-//! is down) answers 500, and Kinde retries it.
+//! is down) answers 500, and Kinde retries it. Handled events are remembered in memory (the
+//! default store): after a restart a redelivered event runs again, and the guarded SQL makes
+//! that harmless.
+//!
+//! Copying it into your app: keep `main.rs` and `db.rs`, drop `local_issuer.rs` and the
+//! `local-issuer` feature (it brings kinde-core's test kit), and set `KINDE_DOMAIN`.
 
 mod config;
 mod db;
