@@ -37,7 +37,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{extract::Path, routing::get, Router};
 use kinde_core::event::{Event, UserCreated, UserDeleted, UserUpdated};
-use kinde_core::{BuildError, EventMeta, State, Webhooks};
+use kinde_core::{BuildError, EntityOrdering, EventMeta, State, Webhooks};
 use kinde_tower::WebhookEndpoint;
 use sqlx::SqlitePool;
 
@@ -47,10 +47,14 @@ use crate::config::{Config, Issuer};
 const WEBHOOK_PATH: &str = "/kinde/webhook";
 
 /// The receiver: verifies each delivery against `issuer`'s keys, skips the ones already
-/// handled, and runs the handler of its type with the pool.
+/// handled, answers a late event of a user `superseded` without running anything (Kinde does
+/// not deliver in order; a delete leaves a tombstone), and runs the handler of its type with
+/// the pool. The SQL keeps its own guard on the signed timestamp too: the in-memory store
+/// forgets on restart, the database does not.
 fn webhooks(issuer: &str, db: SqlitePool) -> Result<Webhooks, BuildError> {
     Webhooks::builder()
         .issuer(issuer)
+        .ordering(EntityOrdering::latest_wins())
         .state(db)
         .on(user_created)
         .on(user_updated)
