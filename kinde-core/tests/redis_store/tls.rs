@@ -228,6 +228,8 @@ async fn the_tls_cluster() {
         s
     };
     store_semantics(&make()).await;
+    // The scripts of every operation, over TLS on a cluster.
+    kinde_core::testing::check_store_protocol(&make()).await;
     exactly_once_across_receivers(100, Unavailable::Retried, make).await;
 }
 
