@@ -15,7 +15,7 @@ mod redis_common;
 
 use std::time::Duration;
 
-use kinde_core::store::{IdempotencyStore, RedisConfigError, RedisStore, RedisStoreConfig};
+use kinde_core::store::{RedisConfigError, RedisStore, RedisStoreConfig};
 use rustls::crypto::CryptoProvider;
 
 /// Whether rustls can choose a provider by itself: `ClientConfig::builder()` panics when it
