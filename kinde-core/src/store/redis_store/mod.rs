@@ -89,9 +89,10 @@ use super::{Claim, Failed, Fenced, IdempotencyStore, ParkLimits};
 /// one slot for all receivers, so [`ParkLimits`] bound it exactly, whatever the number of
 /// receivers or cluster nodes (a park into a full set is [`Failed::ParkFull`]: answered 500,
 /// never dropped). That slot's node holds every parked token (at most the byte bound, 64 MiB by
-/// default). Listing walks the hash with `HSCAN`; a record whose event was handled meanwhile by
-/// another way (rare: a claim that expired mid-failure) stays listed until it is replayed
-/// (answering `duplicate`) or unparked.
+/// default). Listing walks the hash with `HSCAN`. A record can outlive its event's parked state
+/// only if the failing delivery's claim expired and was taken over between those two steps
+/// (rare): it then stays listed until it is replayed (which settles it like a delivery: run,
+/// or `duplicate`) or unparked.
 ///
 /// Event ids are valid keys by construction ([`EventId`](crate::EventId)).
 ///
