@@ -22,6 +22,7 @@ mod parking;
 mod protocol;
 mod receiver;
 mod rig;
+mod round_trips;
 mod semantics;
 mod tls;
 mod unreachable;
