@@ -197,3 +197,74 @@ async fn failures_are_counted_in_the_events_key_and_a_parked_record_lives_in_the
         parking_layout(&redis, true).await;
     }
 }
+
+/// A receiver that claimed an event (and its entity) and died: once its claim's deadline has
+/// passed, the next delivery takes over, even where the key itself lives on (it holds the
+/// event's failure count, which survives: here the takeover's failure is the second, and
+/// parks); the dead claim's late completion is fenced off.
+async fn an_expired_claim_is_taken_over(redis: &Redis, ordering: bool) {
+    let r = rig(redis, move |b| {
+        let b = b.park_after(2);
+        if ordering {
+            b.ordering(EntityOrdering::latest_wins())
+        } else {
+            b
+        }
+    })
+    .await;
+    let fail = |n| {
+        r.handlers
+            .fail
+            .store(n, std::sync::atomic::Ordering::SeqCst)
+    };
+    let at = ago(1);
+    let (token, id) = r.event("user.updated", "kp_1", at);
+    fail(1);
+    assert_eq!(send(&r.a, &token).await, (500, "handler_failed"));
+
+    let dead = redis.store(&r.prefix);
+    let id = event_id(id);
+    let entity = ordering.then_some(Entity {
+        key: "user:kp_1",
+        timestamp: crate::rig::micros(at) as i64,
+    });
+    let request = ClaimRequest::new(&id, Duration::from_millis(300), LONG).entity(entity);
+    let dead_token = started(dead.claim(&request).await.unwrap());
+    fail(1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        let a = send(&r.b, &token).await;
+        if a != (409, "in_progress") {
+            break a;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dead claim never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(answer, (200, "parked"), "the failure count survived");
+    let late = Completion::new(LONG).entity(entity, false);
+    assert_eq!(
+        dead.complete(&id, &dead_token, &late).await.unwrap(),
+        Fenced::Superseded
+    );
+    assert_eq!(send(&r.a, &token).await, (200, "parked"));
+    assert_eq!(r.a.parked().await.unwrap()[0].attempts, 2);
+}
+
+#[tokio::test]
+async fn an_expired_claim_is_taken_over_and_the_failure_count_survives() {
+    if let Some(redis) = Redis::single().await {
+        an_expired_claim_is_taken_over(&redis, false).await;
+        an_expired_claim_is_taken_over(&redis, true).await;
+    }
+}
+
+#[tokio::test]
+async fn an_expired_claim_is_taken_over_and_the_failure_count_survives_on_a_cluster() {
+    if let Some(redis) = Redis::cluster().await {
+        an_expired_claim_is_taken_over(&redis, false).await;
+        an_expired_claim_is_taken_over(&redis, true).await;
+    }
+}
