@@ -93,7 +93,12 @@ fn script(body: &str) -> Script {
 pub(super) static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
-local now = now_ms()
+-- Redis's clock, read only when a deadline is compared or set.
+local now = nil
+local function clock()
+  if not now then now = now_ms() end
+  return now
+end
 local proc, done = tonumber(ARGV[2]), tonumber(ARGV[3])
 local s = parse(redis.call('GET', KEYS[1]))
 local n, first, flag = 0, '0', '0'
@@ -101,7 +106,7 @@ if s then
   if s.kind == 'd' then return {1, false, false} end
   if s.kind == '?' then return {-1, false, false} end
   if s.kind == 'k' and ARGV[4] ~= '1' then return {4, false, false} end
-  if s.kind == 'p' and (s.deadline == nil or s.deadline > now) then return {2, false, false} end
+  if s.kind == 'p' and (s.deadline == nil or s.deadline > clock()) then return {2, false, false} end
   n, first, flag = s.n, s.first, s.flag
 end
 if ARGV[4] == '1' then flag = '1' end
@@ -109,20 +114,20 @@ local applied, deleted = false, false
 if KEYS[2] then
   local ts = ARGV[5]
   local e = redis.call('HMGET', KEYS[2], 'a', 'x', 'is', 'id')
-  local running = e[4] and tonumber(e[4]) > now
+  local running = e[4] and tonumber(e[4]) > clock()
   if (e[1] and cmp(e[1], ts) > 0) or (running and cmp(e[3], ts) > 0) then
     redis.call('SET', KEYS[1], 'd', 'PX', ARGV[3])
     return {3, false, false}
   end
   if running then return {2, false, false} end
-  redis.call('HSET', KEYS[2], 'ie', ARGV[6], 'is', ts, 'it', ARGV[1], 'id', fmt(now + proc))
+  redis.call('HSET', KEYS[2], 'ie', ARGV[6], 'is', ts, 'it', ARGV[1], 'id', fmt(clock() + proc))
   keep_entity(KEYS[2], proc)
   applied, deleted = e[1], e[2]
 end
 if n == 0 and flag == '0' then
   redis.call('SET', KEYS[1], 'p:' .. ARGV[1], 'PX', ARGV[2])
 else
-  local value = 'p:' .. ARGV[1] .. ':' .. fmt(now + proc) .. ':' .. counted(n, first, flag)
+  local value = 'p:' .. ARGV[1] .. ':' .. fmt(clock() + proc) .. ':' .. counted(n, first, flag)
   redis.call('SET', KEYS[1], value, 'PX', fmt(math.max(proc, done)))
 end
 return {0, applied, deleted}
