@@ -15,7 +15,7 @@ mod redis_common;
 
 use std::time::Duration;
 
-use kinde_core::store::{IdempotencyStore, RedisConfigError, RedisStore, RedisStoreConfig};
+use kinde_core::store::{RedisConfigError, RedisStore, RedisStoreConfig};
 use rustls::crypto::CryptoProvider;
 
 /// Whether rustls can choose a provider by itself: `ClientConfig::builder()` panics when it
@@ -89,6 +89,10 @@ async fn rediss_is_refused_exactly_when_rustls_cannot_choose_a_provider() {
     )
     .unwrap();
     s.ping().await.unwrap();
-    let t = redis_common::started(s.claim("e1", redis_common::LONG).await.unwrap());
-    s.release("e1", &t).await.unwrap();
+    let t = redis_common::started(
+        redis_common::claim(&s, "e1", redis_common::LONG)
+            .await
+            .unwrap(),
+    );
+    redis_common::release(&s, "e1", &t).await.unwrap();
 }

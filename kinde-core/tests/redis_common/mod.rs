@@ -19,7 +19,11 @@ use std::time::Duration;
 
 use http::HeaderMap;
 use kinde_core::event::{Event, UserCreated};
-use kinde_core::store::{Claim, ClaimToken, RedisStore, RedisStoreConfig};
+use kinde_core::store::{
+    Claim, ClaimRequest, ClaimToken, Completion, Fenced, IdempotencyStore, RedisStore,
+    RedisStoreConfig, StoreError,
+};
+use kinde_core::EventId;
 use kinde_core::{WebhookResponse, Webhooks, WebhooksBuilder};
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -143,9 +147,45 @@ pub const GENEROUS: Duration = Duration::from_secs(5);
 #[track_caller]
 pub fn started(c: Claim) -> ClaimToken {
     match c {
-        Claim::StartProcessing(t) => t,
+        Claim::StartProcessing { token, .. } => token,
         other => panic!("expected StartProcessing, got {other:?}"),
     }
+}
+
+/// `id` as an event id (valid: the tests' ids are).
+#[track_caller]
+pub fn event_id(id: impl AsRef<str>) -> EventId {
+    EventId::new(id.as_ref()).expect("a valid event id")
+}
+
+/// A claim of `id` without an entity (done TTL [`LONG`]).
+pub async fn claim(
+    s: &impl IdempotencyStore,
+    id: impl AsRef<str>,
+    processing_ttl: Duration,
+) -> Result<Claim, StoreError> {
+    let id = event_id(id);
+    s.claim(&ClaimRequest::new(&id, processing_ttl, LONG)).await
+}
+
+/// Completes a claim of `id` without an entity.
+pub async fn complete(
+    s: &impl IdempotencyStore,
+    id: impl AsRef<str>,
+    token: &ClaimToken,
+    done_ttl: Duration,
+) -> Result<Fenced, StoreError> {
+    s.complete(&event_id(id), token, &Completion::new(done_ttl))
+        .await
+}
+
+/// Releases a claim of `id` without an entity.
+pub async fn release(
+    s: &impl IdempotencyStore,
+    id: impl AsRef<str>,
+    token: &ClaimToken,
+) -> Result<Fenced, StoreError> {
+    s.release(&event_id(id), token, None).await
 }
 
 /// A store on `url` (single server) with this key prefix and generous timeouts.

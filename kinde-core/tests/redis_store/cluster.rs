@@ -1,9 +1,7 @@
 //! The store on the plain cluster (3 masters with a replica each), shared with the other tests
 //! that do not change it.
 
-use kinde_core::store::{
-    Claim, ClaimToken, Fenced, IdempotencyStore, RedisStore, RedisStoreConfig,
-};
+use kinde_core::store::{Claim, ClaimToken, Fenced, RedisStore, RedisStoreConfig};
 use redis::AsyncCommands;
 
 use crate::redis_common::{self, cluster, started, GENEROUS, LONG};
@@ -27,18 +25,32 @@ pub async fn store_semantics(s: &RedisStore) {
     s.ping().await.unwrap();
     for i in 0..30 {
         let id = format!("evt_{i}");
-        let t = started(s.claim(&id, LONG).await.unwrap());
-        assert_eq!(s.claim(&id, LONG).await.unwrap(), Claim::InProgress);
+        let t = started(redis_common::claim(s, &id, LONG).await.unwrap());
         assert_eq!(
-            s.complete(&id, &ClaimToken::random(), LONG).await.unwrap(),
+            redis_common::claim(s, &id, LONG).await.unwrap(),
+            Claim::InProgress
+        );
+        assert_eq!(
+            redis_common::complete(s, &id, &ClaimToken::random(), LONG)
+                .await
+                .unwrap(),
             Fenced::Superseded
         );
         if i % 2 == 0 {
-            assert_eq!(s.complete(&id, &t, LONG).await.unwrap(), Fenced::Applied);
-            assert_eq!(s.claim(&id, LONG).await.unwrap(), Claim::AlreadyHandled);
+            assert_eq!(
+                redis_common::complete(s, &id, &t, LONG).await.unwrap(),
+                Fenced::Applied
+            );
+            assert_eq!(
+                redis_common::claim(s, &id, LONG).await.unwrap(),
+                Claim::AlreadyHandled
+            );
         } else {
-            assert_eq!(s.release(&id, &t).await.unwrap(), Fenced::Applied);
-            started(s.claim(&id, LONG).await.unwrap());
+            assert_eq!(
+                redis_common::release(s, &id, &t).await.unwrap(),
+                Fenced::Applied
+            );
+            started(redis_common::claim(s, &id, LONG).await.unwrap());
         }
     }
 }

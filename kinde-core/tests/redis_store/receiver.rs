@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kinde_core::store::{Fenced, IdempotencyStore};
+use kinde_core::store::Fenced;
 use kinde_core::testing::{TestEvent, TestIssuer};
 use redis::AsyncCommands;
 use tokio::time::Instant;
@@ -87,7 +87,7 @@ async fn a_claim_left_by_a_crashed_receiver_expires_and_the_next_delivery_is_han
     let held = TestEvent::sample("user.created");
     let held_id = held.id().to_owned();
     let held_token = issuer.sign(&held.into_claims());
-    started(dead.claim(&held_id, LONG).await.unwrap());
+    started(redis_common::claim(&dead, &held_id, LONG).await.unwrap());
     assert_eq!(
         answer(&deliver(&webhooks, &held_token).await),
         (409, "in_progress")
@@ -99,7 +99,11 @@ async fn a_claim_left_by_a_crashed_receiver_expires_and_the_next_delivery_is_han
     let id = ev.id().to_owned();
     let token = issuer.sign(&ev.into_claims());
     let key = format!("{prefix}{id}");
-    let dead_token = started(dead.claim(&id, Duration::from_millis(300)).await.unwrap());
+    let dead_token = started(
+        redis_common::claim(&dead, &id, Duration::from_millis(300))
+            .await
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let exists: bool = raw.exists(&key).await.unwrap();
@@ -114,11 +118,15 @@ async fn a_claim_left_by_a_crashed_receiver_expires_and_the_next_delivery_is_han
 
     // The dead receiver's late completion (or release) is fenced off and changes nothing.
     assert_eq!(
-        dead.complete(&id, &dead_token, LONG).await.unwrap(),
+        redis_common::complete(&dead, &id, &dead_token, LONG)
+            .await
+            .unwrap(),
         Fenced::Superseded
     );
     assert_eq!(
-        dead.release(&id, &dead_token).await.unwrap(),
+        redis_common::release(&dead, &id, &dead_token)
+            .await
+            .unwrap(),
         Fenced::Superseded
     );
     assert_eq!(get(&mut raw, &key).await.as_deref(), Some("d"));

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kinde_core::store::{
-    Claim, Fenced, IdempotencyStore, RedisConfigError, RedisStore, RedisStoreConfig, StoreError,
+    Claim, Fenced, RedisConfigError, RedisStore, RedisStoreConfig, StoreError,
 };
 use kinde_core::testing::{TestEvent, TestIssuer};
 use tokio::time::Instant;
@@ -73,10 +73,19 @@ async fn tls_with_a_ca_bundle() {
     let s = RedisStore::new(config(&tls.url, GENEROUS).tls_ca_pem(tls.ca.clone())).unwrap();
     assert!(s.is_tls() && !s.is_cluster());
     s.ping().await.unwrap();
-    let t = started(s.claim("e1", LONG).await.unwrap());
-    assert_eq!(s.claim("e1", LONG).await.unwrap(), Claim::InProgress);
-    assert_eq!(s.complete("e1", &t, LONG).await.unwrap(), Fenced::Applied);
-    assert_eq!(s.claim("e1", LONG).await.unwrap(), Claim::AlreadyHandled);
+    let t = started(redis_common::claim(&s, "e1", LONG).await.unwrap());
+    assert_eq!(
+        redis_common::claim(&s, "e1", LONG).await.unwrap(),
+        Claim::InProgress
+    );
+    assert_eq!(
+        redis_common::complete(&s, "e1", &t, LONG).await.unwrap(),
+        Fenced::Applied
+    );
+    assert_eq!(
+        redis_common::claim(&s, "e1", LONG).await.unwrap(),
+        Claim::AlreadyHandled
+    );
     handled_then_duplicate(
         RedisStore::new(config(&tls.url, GENEROUS).tls_ca_pem(tls.ca.clone())).unwrap(),
     )
@@ -96,7 +105,7 @@ async fn mutual_tls_needs_the_client_certificate() {
     };
     // Without a client certificate the server refuses the connection.
     let without = || RedisStore::new(config(&tls.mtls_url, FAILING).tls_ca_pem(tls.ca.clone()));
-    let e = unavailable(without().unwrap().claim("e1", LONG).await);
+    let e = unavailable(redis_common::claim(&without().unwrap(), "e1", LONG).await);
     eprintln!("mTLS without a client certificate: {e}");
     refused(without().unwrap()).await;
 
@@ -111,8 +120,11 @@ async fn mutual_tls_needs_the_client_certificate() {
     };
     let s = with();
     s.ping().await.unwrap();
-    let t = started(s.claim("e1", LONG).await.unwrap());
-    assert_eq!(s.release("e1", &t).await.unwrap(), Fenced::Applied);
+    let t = started(redis_common::claim(&s, "e1", LONG).await.unwrap());
+    assert_eq!(
+        redis_common::release(&s, "e1", &t).await.unwrap(),
+        Fenced::Applied
+    );
     handled_then_duplicate(with()).await;
 }
 
@@ -216,6 +228,8 @@ async fn the_tls_cluster() {
         s
     };
     store_semantics(&make()).await;
+    // The scripts of every operation, over TLS on a cluster.
+    kinde_core::testing::check_store_protocol(&make()).await;
     exactly_once_across_receivers(100, Unavailable::Retried, make).await;
 }
 
@@ -285,8 +299,11 @@ async fn platform_trust_store_child() {
         "trusted" => {
             let s = built.unwrap();
             s.ping().await.unwrap();
-            let t = started(s.claim("e1", LONG).await.unwrap());
-            assert_eq!(s.complete("e1", &t, LONG).await.unwrap(), Fenced::Applied);
+            let t = started(redis_common::claim(&s, "e1", LONG).await.unwrap());
+            assert_eq!(
+                redis_common::complete(&s, "e1", &t, LONG).await.unwrap(),
+                Fenced::Applied
+            );
         }
         "missing" => {
             let e = built.unwrap_err();

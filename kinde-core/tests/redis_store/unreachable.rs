@@ -1,11 +1,10 @@
-//! No Redis needed: invalid ids and configurations, an unreachable or mute Redis, failing open.
+//! No Redis needed: invalid configurations, an unreachable or mute Redis, failing open.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use kinde_core::store::{
-    ClaimToken, FailMode, Fenced, IdempotencyStore, RedisConfigError, RedisStore, RedisStoreConfig,
-    StoreError,
+    FailMode, Fenced, IdempotencyStore, RedisConfigError, RedisStore, RedisStoreConfig, StoreError,
 };
 use kinde_core::testing::{TestEvent, TestIssuer};
 
@@ -22,35 +21,11 @@ async fn bounded<T>(what: &str, op: impl std::future::Future<Output = T>) -> T {
 }
 
 #[tokio::test]
-async fn invalid_event_ids_are_rejected_before_reaching_redis() {
-    // A closed port: were the id sent, the answer would be Unavailable.
+async fn the_longest_event_id_reaches_redis() {
+    // Ids are valid by construction (`EventId`); the longest one is sent, and finds Redis down.
     let s = RedisStore::open(&redis_common::closed_port_url()).unwrap();
-    let t = ClaimToken::random();
-    for bad in [
-        String::new(),
-        "x".repeat(257),
-        "a b".into(),
-        "tab\there".into(),
-        "new\nline".into(),
-        "caf\u{e9}".into(),
-        "nul\0".into(),
-    ] {
-        assert!(
-            matches!(s.claim(&bad, LONG).await, Err(StoreError::InvalidKey)),
-            "{bad:?}"
-        );
-        assert!(matches!(
-            s.complete(&bad, &t, LONG).await,
-            Err(StoreError::InvalidKey)
-        ));
-        assert!(matches!(
-            s.release(&bad, &t).await,
-            Err(StoreError::InvalidKey)
-        ));
-    }
-    // The longest acceptable id reaches Redis (and finds it down).
     assert!(matches!(
-        s.claim(&"x".repeat(256), LONG).await,
+        redis_common::claim(&s, "x".repeat(256), LONG).await,
         Err(StoreError::Unavailable(_) | StoreError::Timeout(_))
     ));
 }
@@ -171,7 +146,7 @@ async fn an_unreachable_or_mute_redis_fails_with_a_store_error_within_its_bounds
         )
         .unwrap();
         for _ in 0..3 {
-            let r = bounded(&url, s.claim("e1", LONG)).await;
+            let r = bounded(&url, redis_common::claim(&s, "e1", LONG)).await;
             assert!(
                 matches!(r, Err(StoreError::Unavailable(_) | StoreError::Timeout(_))),
                 "{url}: {r:?}"
@@ -204,26 +179,47 @@ async fn failing_open_handles_without_deduplication_while_redis_is_down() {
         RedisStoreConfig::new(redis_common::closed_port_url()).fail_mode(FailMode::Open),
     )
     .unwrap();
-    let t = started(s.claim("e1", LONG).await.unwrap());
+    let t = started(redis_common::claim(&s, "e1", LONG).await.unwrap());
     // Nothing was recorded: its token settles nothing, and says so without an error.
-    assert_eq!(s.complete("e1", &t, LONG).await.unwrap(), Fenced::Applied);
-    assert_eq!(s.release("e1", &t).await.unwrap(), Fenced::Applied);
-    // Invalid ids are still refused.
+    assert_eq!(
+        redis_common::complete(&s, "e1", &t, LONG).await.unwrap(),
+        Fenced::Applied
+    );
+    assert_eq!(
+        redis_common::release(&s, "e1", &t).await.unwrap(),
+        Fenced::Applied
+    );
+    // Listing and unparking need Redis: an error, not an empty list.
+    let id = redis_common::event_id("e1");
     assert!(matches!(
-        s.claim("a b", LONG).await,
-        Err(StoreError::InvalidKey)
+        s.parked().await,
+        Err(StoreError::Unavailable(_) | StoreError::Timeout(_))
     ));
+    assert!(s.parked_event(&id).await.is_err());
+    assert!(s.unpark(&id, None).await.is_err());
 
     // Through a receiver: every delivery runs the handler (the documented price).
     let issuer = TestIssuer::new();
     let jwks = issuer.serve().await;
     let counter = Arc::new(Counter::default());
-    let webhooks = redis_common::receiver(jwks.url(), s, &counter, |b| b);
+    // Parking on its first failure: a failure while Redis is down is not counted (parking
+    // needs Redis), so it is answered 500 (Kinde retries), never `parked`.
+    let webhooks = redis_common::receiver(jwks.url(), s, &counter, |b| b.park_after(1));
     let ev = TestEvent::sample("user.created");
     let id = ev.id().to_owned();
     let token = issuer.sign(&ev.into_claims());
+    counter
+        .fail_next
+        .store(2, std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..2 {
+        assert_eq!(
+            answer(&deliver(&webhooks, &token).await),
+            (500, "handler_failed")
+        );
+    }
     for _ in 0..2 {
         assert_eq!(answer(&deliver(&webhooks, &token).await), (200, "handled"));
     }
-    assert_eq!(counter.runs(&id), 2);
+    assert_eq!(counter.runs(&id), 4);
+    assert!(webhooks.parked().await.is_err());
 }

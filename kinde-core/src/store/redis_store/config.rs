@@ -14,15 +14,19 @@ pub enum FailMode {
     #[default]
     Closed,
     /// Keep handling deliveries while Redis is down, without deduplication: a claim Redis
-    /// cannot answer is treated as new ([`Claim::StartProcessing`](crate::store::Claim)) with a
-    /// token that `complete` and `release` ignore (they return
-    /// [`Fenced::Applied`](crate::store::Fenced::Applied) without touching Redis: there is
-    /// nothing to settle), and a warning is logged each time.
+    /// cannot answer is treated as new ([`Claim::StartProcessing`](crate::store::Claim), with
+    /// no previous applied event) with a token that `complete`, `release` and `fail` ignore
+    /// (they return [`Fenced::Applied`](crate::store::Fenced::Applied) or, for `fail`,
+    /// [`Failed::Released`](crate::store::Failed::Released) with 0 attempts, without touching
+    /// Redis: there is nothing to settle), and a warning is logged each time.
     ///
     /// Every retry and duplicate delivered meanwhile runs its handler again (concurrent ones
-    /// too), so choose this only when handlers are idempotent and availability matters more
-    /// than exactly-once. Invalid event ids are still rejected, and errors of `complete` and
-    /// `release` with a real token are still reported.
+    /// too), and ordering is off: an older event of an entity is applied like any other. So
+    /// choose this only when handlers are idempotent and availability matters more than
+    /// exactly-once and ordering. **Parking needs Redis**: a failure of a delivery handled
+    /// while Redis is down is not counted (it is answered 500, and Kinde retries it), and
+    /// listing, replaying and unparking parked events fail with the store error. Errors of
+    /// `complete`, `release` and `fail` with a real token are still reported.
     Open,
 }
 

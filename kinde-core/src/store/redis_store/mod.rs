@@ -1,8 +1,12 @@
-//! The Redis idempotency store (feature `redis`): one key per event, fenced by a token.
+//! The Redis idempotency store (feature `redis`): one key per event (beside its entity's record
+//! with ordering on), settled by fenced Lua scripts; parked events in one slot of their own.
 
 mod config;
 mod conn;
+mod keys;
 mod ops;
+mod parked;
+mod scripts;
 mod tls;
 
 pub use config::{FailMode, RedisConfigError, RedisStoreConfig};
@@ -16,16 +20,17 @@ use futures_util::FutureExt as _;
 use self::conn::{from_redis, ClientPanicked, LazyConn};
 use super::StoreError;
 #[cfg(doc)]
-use super::{Fenced, IdempotencyStore};
+use super::{Claim, Failed, Fenced, IdempotencyStore, ParkLimits};
 
 /// An [`IdempotencyStore`] in Redis, shared by every receiver instance that uses the same Redis
-/// and key prefix: a retry or duplicate delivered to any of them is recognised. Works on a
-/// single server and, unchanged, on Redis Cluster (every operation touches exactly one key).
+/// and key prefix: a retry or duplicate delivered to any of them is recognised, ordering holds
+/// across all of them, and the parked events are one set. Works on a single server and,
+/// unchanged, on Redis Cluster (every operation is one script on one slot).
 ///
 /// ```no_run
 /// use std::time::Duration;
 /// use kinde_core::store::{RedisStore, RedisStoreConfig};
-/// use kinde_core::{Event, Webhooks, event::UserCreated};
+/// use kinde_core::{EntityOrdering, Event, Webhooks, event::UserCreated};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// // Connects to nothing yet: a receiver can start while Redis is down.
@@ -38,6 +43,8 @@ use super::{Fenced, IdempotencyStore};
 /// let webhooks = Webhooks::builder()
 ///     .issuer("https://acme.kinde.com")
 ///     .store(store)
+///     .ordering(EntityOrdering::latest_wins()) // optional: the latest event per user wins
+///     .park_after(5) // optional: set a poison event aside on its 5th failure
 ///     .on(|e: Event<UserCreated>| async move {
 ///         println!("new user {}", e.data.user.id);
 ///         Ok::<_, std::io::Error>(())
@@ -48,18 +55,46 @@ use super::{Fenced, IdempotencyStore};
 ///
 /// # How it works
 ///
-/// Event `E` lives at key `<prefix>E` (default prefix `kinde:webhook:`):
+/// Event `E` lives at key `<prefix>E` (default prefix `kinde:webhook:`), as in every earlier
+/// version, so deduplication carries over an upgrade. With ordering on, an event of entity `K`
+/// (`user:kp_1`, …) lives at `<prefix>{K} e:E` instead, beside the entity's record
+/// `<prefix>{K} entity` (a hash: the timestamp applied last, whether it was a deletion, and the
+/// event in progress): `{K}` is a cluster hash tag, so one script covers both. (Turning ordering
+/// on or off therefore starts deduplication of keyed events afresh: a retry of an event handled
+/// just before the switch runs again.) The event's key holds `d` (handled, for the done TTL),
+/// `p:<token>…` (claimed), `f:…` (new, with its failures counted, for the done TTL) or `k:…`
+/// (parked, no TTL).
 ///
-/// - **claim** is one atomic `SET key p:<token> NX PX <processing_ttl> GET` (never a GET then
-///   a SET): no previous value means the claim is ours (`StartProcessing`), `d` means handled
-///   (`AlreadyHandled`, 200), `p:…` means another delivery holds it (`InProgress`, 409).
-/// - **complete** and **release** are Lua scripts that act only if the key still holds
-///   `p:<our token>`: complete sets `d` for `done_ttl`, release deletes the key. Otherwise they
-///   change nothing and return [`Fenced::Superseded`] (a receiver whose claim expired and was
-///   taken over cannot overwrite the new claim).
+/// Every operation is one Lua script, sent with `EVALSHA` (loaded once per server), so a
+/// delivery costs **two round trips**: the claim and the completion (or release, or failure).
 ///
-/// Event ids must be at most 256 bytes of visible ASCII (as the verifier already requires);
-/// others fail with [`StoreError::InvalidKey`] before reaching Redis.
+/// - **claim** reads the event's state and, with an entity, its record, and takes the claim
+///   only if the event is new and no later event of the entity was applied or is in progress
+///   ([`Claim`] lists the cases). An older event is recorded handled there and then
+///   ([`Claim::Superseded`]).
+/// - **complete**, **release** and **fail** act only if the key still holds `p:<our token>…`:
+///   complete sets `d` for the done TTL and records the entity's applied timestamp (the latest
+///   wins; a deletion leaves a tombstone), release drops the claim, fail counts the failure.
+///   Otherwise they change nothing and return [`Fenced::Superseded`] / [`Failed::Superseded`]
+///   (a receiver whose claim expired and was taken over cannot overwrite the new claim). Entity
+///   records live at least the done TTL after their last change.
+///
+/// # Parking
+///
+/// With [`park_after`](crate::WebhooksBuilder::park_after), failures are counted in the event's
+/// key (they live the done TTL). The failure that parks an event writes its record to the
+/// parked set first, then marks the event parked (so a parked event always has its record, and
+/// is always listed): that costs three round trips instead of one, once per parked event. The
+/// parked set is one hash, `<prefix>{parked} records`, with its size in `<prefix>{parked} bytes`:
+/// one slot for all receivers, so [`ParkLimits`] bound it exactly, whatever the number of
+/// receivers or cluster nodes (a park into a full set is [`Failed::ParkFull`]: answered 500,
+/// never dropped). That slot's node holds every parked token (at most the byte bound, 64 MiB by
+/// default). Listing walks the hash with `HSCAN`. A record can outlive its event's parked state
+/// only if the failing delivery's claim expired and was taken over between those two steps
+/// (rare): it then stays listed until it is replayed (which settles it like a delivery: run,
+/// or `duplicate`) or unparked.
+///
+/// Event ids are valid keys by construction ([`EventId`](crate::EventId)).
 ///
 /// # Connections and failures
 ///
@@ -74,7 +109,7 @@ use super::{Fenced, IdempotencyStore};
 ///
 /// By default the store **fails closed**: the receiver answers `503 store_unavailable` and
 /// Kinde retries later, so nothing is lost and nothing runs twice. [`FailMode::Open`] trades
-/// deduplication for availability instead; read its caveats first.
+/// deduplication (and ordering, and parking) for availability instead; read its caveats first.
 ///
 /// A claim whose reply was lost (Redis went away after executing it) fails with an error and
 /// stays in place until the processing TTL expires: retries get 409 meanwhile, then run.
@@ -129,14 +164,16 @@ use super::{Fenced, IdempotencyStore};
 ///
 /// # Operating Redis for it
 ///
-/// - **Redis 7.0 or newer** (`SET … NX GET`).
+/// - **Redis 7.0 or newer** (the scripts write after reading `TIME`, which needs effect
+///   replication, the only mode of Redis 7).
 /// - **Eviction must not drop these keys**: set `maxmemory-policy` to `noeviction` (writes then
 ///   fail when Redis is full, and deliveries get 503) or a `volatile-*` policy (every key here
 ///   has a TTL, so it can still be evicted under pressure: an evicted "handled" key lets a late
 ///   retry run again; an evicted claim lets a concurrent duplicate run). `allkeys-*` policies
 ///   silently forget events.
 /// - **Memory**: one small key per event for `done_ttl` (72 h by default), i.e. roughly
-///   100 bytes × the events of 72 h.
+///   100 bytes × the events of 72 h; with ordering on, one small hash per entity seen within
+///   `done_ttl` too; with parking on, the parked events (bounded by [`ParkLimits`]).
 /// - **Durability and failover**: replication is asynchronous, so a primary that fails right
 ///   after accepting a claim or a completion, before its replica received it, loses it; the
 ///   promoted replica then lets a retry of that event run its handler again. The same applies
@@ -146,8 +183,8 @@ use super::{Fenced, IdempotencyStore};
 ///   cluster fails over (about `cluster-node-timeout` plus an election) deliveries get 503 and
 ///   are retried by Kinde, and afterwards each event is handled once (tested with a replica per
 ///   master, killing a master mid-stream). Slot migrations (`MOVED`/`ASK`) are followed.
-/// - **Sharing**: all receivers of one application must use the same Redis (or cluster) and
-///   key prefix; keep the prefix distinct per application.
+/// - **Sharing**: all receivers of one application must use the same Redis (or cluster), key
+///   prefix and ordering setting; keep the prefix distinct per application.
 pub struct RedisStore {
     conn: LazyConn,
     prefix: String,
