@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use kinde_core::store::{Claim, IdempotencyStore, MemoryStore, MemoryStoreConfig};
+use kinde_core::store::{
+    Claim, ClaimRequest, Completion, IdempotencyStore, MemoryStore, MemoryStoreConfig,
+};
+use kinde_core::EventId;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
@@ -19,16 +22,22 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let ids: Vec<String> = (0..N).map(|i| format!("event_{i:032x}")).collect();
+    let ids: Vec<EventId> = (0..N)
+        .map(|i| EventId::new(format!("event_{i:032x}")).unwrap())
+        .collect();
     let before = rss_bytes();
     let store = MemoryStore::new(MemoryStoreConfig::default().capacity(N));
     let ttl = Duration::from_secs(3600);
     rt.block_on(async {
         for id in &ids {
-            let Claim::StartProcessing(token) = store.claim(id, ttl).await.unwrap() else {
+            let claimed = store.claim(&ClaimRequest::new(id, ttl, ttl)).await.unwrap();
+            let Claim::StartProcessing { token, .. } = claimed else {
                 panic!("fresh id not claimable");
             };
-            store.complete(id, &token, ttl).await.unwrap();
+            store
+                .complete(id, &token, &Completion::new(ttl))
+                .await
+                .unwrap();
         }
     });
     let after = rss_bytes();

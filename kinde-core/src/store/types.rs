@@ -175,6 +175,31 @@ pub struct Failure<'a> {
     pub at_ms: i64,
 }
 
+impl<'a> Failure<'a> {
+    /// A failed attempt of an event of `event_type`, delivered as `token`, that failed with
+    /// `error` at `at_ms` (unix milliseconds); parks on the `park_after`-th failure within
+    /// `limits`, counts kept for `done_ttl`.
+    pub fn new(
+        park_after: u32,
+        limits: ParkLimits,
+        done_ttl: Duration,
+        event_type: &'a str,
+        token: &'a str,
+        error: &'a str,
+        at_ms: i64,
+    ) -> Self {
+        Self {
+            park_after,
+            limits,
+            done_ttl,
+            event_type,
+            token,
+            error,
+            at_ms,
+        }
+    }
+}
+
 /// What a failure did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
