@@ -1,7 +1,10 @@
 //! The durable store (feature `durable`): one embedded database file that survives restarts.
 
 mod config;
+mod ops;
 mod tables;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 pub use config::{FileStoreConfig, FileStoreError};
@@ -9,7 +12,6 @@ pub use config::{FileStoreConfig, FileStoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use redb::{
@@ -17,10 +19,16 @@ use redb::{
 };
 use tokio::sync::mpsc;
 
-use self::tables::{Tables, EVENTS, META, SCHEMA_KEY, SCHEMA_VERSION};
+use self::ops::{ClaimOp, CompleteOp, FailOp};
+use self::tables::{
+    Tables, ENTITIES, EVENTS, HANDLED_TOKEN, META, PARKED_TOKEN, SCHEMA_KEY, SCHEMA_VERSION,
+};
 use self::writer::{Reply, Request, Writer};
-use super::{Claim, ClaimToken, Fenced, IdempotencyStore, StoreError};
-use crate::event::is_valid_id;
+use super::{
+    millis, Claim, ClaimRequest, ClaimToken, Completion, Failed, Failure, Fenced, IdempotencyStore,
+    ParkedEvent, StoreError,
+};
+use crate::event::EventId;
 
 /// Memory the database may use to cache pages of the file.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
@@ -205,16 +213,20 @@ impl FileStore {
         self.capacity
     }
 
-    /// Entries currently held (in progress and handled, expired ones not yet purged included).
+    /// Entries currently held, as counted against the capacity: events (in progress, handled
+    /// and parked) and entity records (with ordering), expired ones not yet purged included.
     /// A short read transaction on the calling thread.
     pub fn len(&self) -> Result<usize, StoreError> {
         let read = || -> Result<u64, redb::Error> {
             let txn = self.db.begin_read()?;
-            match txn.open_table(EVENTS) {
-                Ok(t) => Ok(t.len()?),
+            let rows = |table: &dyn Fn() -> Result<u64, redb::TableError>| match table() {
+                Ok(n) => Ok(n),
                 Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
-                Err(e) => Err(e.into()),
-            }
+                Err(e) => Err(redb::Error::from(e)),
+            };
+            let events = rows(&|| Ok(txn.open_untyped_table(EVENTS)?.len()?))?;
+            let entities = rows(&|| Ok(txn.open_untyped_table(ENTITIES)?.len()?))?;
+            Ok(events + entities)
         };
         read()
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
@@ -269,9 +281,15 @@ fn prepare(db: &Database, now: u64, capacity: u64, path: &Path) -> Result<(), Pr
         let version = meta.get(SCHEMA_KEY)?.map(|v| v.value());
         match version {
             Some(SCHEMA_VERSION) => {}
+            // Version 1 held claims and completions only: its tables are unchanged in version
+            // 2, which adds the tables of ordering and parking.
+            Some(1) => {
+                meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
+                tracing::info!(path = %path.display(), "file store: schema upgraded from version 1 to {SCHEMA_VERSION}");
+            }
             Some(v) => {
                 return Err(Prepare::Incompatible(format!(
-                    "the store file has schema version {v}; this kinde-core reads version {SCHEMA_VERSION}"
+                    "the store file has schema version {v}; this kinde-core reads versions 1 and {SCHEMA_VERSION}"
                 )))
             }
             None => {
@@ -288,6 +306,8 @@ fn prepare(db: &Database, now: u64, capacity: u64, path: &Path) -> Result<(), Pr
                 meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
             }
         }
+    }
+    {
         let mut tables = Tables::open(&txn)?;
         let purged = tables.purge_expired(now, usize::MAX)?;
         tables.trim_to(capacity)?;
@@ -295,10 +315,6 @@ fn prepare(db: &Database, now: u64, capacity: u64, path: &Path) -> Result<(), Pr
     }
     txn.commit()?;
     Ok(())
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 fn token_string(token: u64) -> ClaimToken {
@@ -311,52 +327,107 @@ fn token_of(token: &ClaimToken) -> Option<u64> {
         .strip_prefix(TOKEN_PREFIX)?
         .parse()
         .ok()
-        .filter(|&t| t != 0)
-}
-
-fn checked(event_id: &str) -> Result<String, StoreError> {
-    if is_valid_id(event_id.as_bytes()) {
-        Ok(event_id.to_owned())
-    } else {
-        Err(StoreError::InvalidKey)
-    }
+        .filter(|&t| t != HANDLED_TOKEN && t != PARKED_TOKEN)
 }
 
 #[async_trait]
 impl IdempotencyStore for FileStore {
-    async fn claim(&self, event_id: &str, processing_ttl: Duration) -> Result<Claim, StoreError> {
-        let id = checked(event_id)?;
-        let ttl = millis(processing_ttl);
-        self.request(|reply| Request::Claim { id, ttl, reply })
-            .await
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
+        let op = ClaimOp {
+            id: request.event_id.clone(),
+            processing_ttl: millis(request.processing_ttl),
+            done_ttl: millis(request.done_ttl),
+            entity: request.entity.map(|e| (e.key.to_owned(), e.timestamp)),
+            replay: request.replay,
+        };
+        self.request(|reply| Request::Claim { op, reply }).await
     }
 
     async fn complete(
         &self,
-        event_id: &str,
+        event_id: &EventId,
         token: &ClaimToken,
-        done_ttl: Duration,
+        completion: &Completion<'_>,
     ) -> Result<Fenced, StoreError> {
-        let id = checked(event_id)?;
         let Some(token) = token_of(token) else {
             return Ok(Fenced::Superseded);
         };
-        let ttl = millis(done_ttl);
+        let op = CompleteOp {
+            done_ttl: millis(completion.done_ttl),
+            entity: completion.entity.map(|e| (e.key.to_owned(), e.timestamp)),
+            deletes: completion.deletes,
+        };
+        let id = event_id.clone();
         self.request(|reply| Request::Complete {
             id,
             token,
-            ttl,
+            op,
             reply,
         })
         .await
     }
 
-    async fn release(&self, event_id: &str, token: &ClaimToken) -> Result<Fenced, StoreError> {
-        let id = checked(event_id)?;
+    async fn release(
+        &self,
+        event_id: &EventId,
+        token: &ClaimToken,
+        entity: Option<&str>,
+    ) -> Result<Fenced, StoreError> {
         let Some(token) = token_of(token) else {
             return Ok(Fenced::Superseded);
         };
-        self.request(|reply| Request::Release { id, token, reply })
+        let (id, entity) = (event_id.clone(), entity.map(str::to_owned));
+        self.request(|reply| Request::Release {
+            id,
+            token,
+            entity,
+            reply,
+        })
+        .await
+    }
+
+    async fn fail(
+        &self,
+        event_id: &EventId,
+        token: &ClaimToken,
+        entity: Option<&str>,
+        failure: &Failure<'_>,
+    ) -> Result<Failed, StoreError> {
+        let Some(token) = token_of(token) else {
+            return Ok(Failed::Superseded);
+        };
+        let op = FailOp {
+            park_after: failure.park_after,
+            limits: failure.limits,
+            done_ttl: millis(failure.done_ttl),
+            event_type: failure.event_type.to_owned(),
+            token: failure.token.to_owned(),
+            error: failure.error.to_owned(),
+            at_ms: failure.at_ms,
+        };
+        let (id, entity) = (event_id.clone(), entity.map(str::to_owned));
+        self.request(|reply| Request::Fail {
+            id,
+            token,
+            entity,
+            op,
+            reply,
+        })
+        .await
+    }
+
+    async fn parked(&self) -> Result<Vec<ParkedEvent>, StoreError> {
+        self.request(|reply| Request::Parked { reply }).await
+    }
+
+    async fn parked_event(&self, event_id: &EventId) -> Result<Option<ParkedEvent>, StoreError> {
+        let id = event_id.clone();
+        self.request(|reply| Request::ParkedEvent { id, reply })
             .await
+    }
+
+    async fn unpark(&self, event_id: &EventId, _entity: Option<&str>) -> Result<bool, StoreError> {
+        let id = event_id.clone();
+        self.request(|reply| Request::Unpark { id, reply }).await
     }
 }
