@@ -65,28 +65,42 @@ const TOKEN_PREFIX: &str = "file:";
 /// # What is on disk, and when
 ///
 /// The protocol is the one of [`MemoryStore`](super::MemoryStore) and
-/// `RedisStore` (feature `redis`): a claim with a random token, then a completion or a
-/// release fenced by that token. Deadlines are **wall-clock** milliseconds since the Unix epoch,
-/// stored in the file, so they keep running while the process is down.
+/// `RedisStore` (feature `redis`): a claim with a random token, then a completion, a
+/// release or a failure fenced by that token; with ordering on, the claim covers the event's
+/// entity too, and with parking on, failures are counted and the `n`-th parks the event.
+/// Deadlines are **wall-clock** milliseconds since the Unix epoch, stored in the file, so they
+/// keep running while the process is down. Everything an operation changes — the event's
+/// state, its entity's record (applied timestamp, tombstone, claim), its failure count, its
+/// parked record — is written in one transaction: a crash never leaves half of it.
 ///
 /// - **A completion is durable before [`complete`](IdempotencyStore::complete) returns**: its
 ///   transaction is committed with an fsync, so the delivery's 200 is sent only once the
-///   "handled" record is on disk. A crash after that never lets the event run again (until the
-///   done TTL ends).
-/// - **Claims and releases are not fsynced.** They reach the disk with the next fsynced commit
-///   (any completion's, or at most about a second later under a steady flow of claims), or at a
-///   clean shutdown. At a crash (`kill -9`, power loss), an unfinished claim is therefore in one
-///   of two states, both safe: it reached the disk, and after the restart deliveries of its
-///   event answer `409 in_progress` until the claim's processing TTL has passed on the wall
-///   clock, then run the handler; or it did not, and the event is simply new after the restart.
-///   A handler that ran to the end but whose completion had not been committed at the crash
-///   runs again on Kinde's retry (at-least-once for that window: keep handlers idempotent).
+///   "handled" record — and the entity's applied timestamp — is on disk. A crash after that
+///   never lets the event run again (until the done TTL ends), nor an older event of its
+///   entity.
+/// - **So is a failure** ([`fail`](IdempotencyStore::fail)): the count, and a park (whose
+///   200 `parked` stops Kinde's retries, so the parked record is all that is left of the
+///   event), are on disk before it returns. So is an [`unpark`](IdempotencyStore::unpark), and
+///   a claim answered [`Claim::Superseded`] (it records the event handled).
+/// - **Other claims and releases are not fsynced.** They reach the disk with the next fsynced
+///   commit (any completion's, or at most about a second later under a steady flow of claims),
+///   or at a clean shutdown. At a crash (`kill -9`, power loss), an unfinished claim is
+///   therefore in one of two states, both safe: it reached the disk, and after the restart
+///   deliveries of its event (and, with ordering, of its entity's later events) answer
+///   `409 in_progress` until the claim's processing TTL has passed on the wall clock, then run
+///   the handler; or it did not, and the event is simply new after the restart. A handler that
+///   ran to the end but whose completion had not been committed at the crash runs again on
+///   Kinde's retry (at-least-once for that window: keep handlers idempotent).
 /// - A release lost at a crash leaves its claim to expire after the processing TTL.
 /// - Opening the file after a crash repairs it (redb verifies its checksums and rebuilds its
 ///   free-page state): the last fsynced commit and everything before it are intact.
 ///
 /// A clock stepped backwards lengthens every stored deadline by the step, and one stepped
 /// forwards shortens them (NTP's slewing is harmless).
+///
+/// The file has a schema version: a file of this crate's first file store (version 1, before
+/// ordering and parking) is upgraded in place when opened; a file of a newer version is
+/// refused ([`FileStoreError::Incompatible`]) and left unchanged.
 ///
 /// # One process per file
 ///
@@ -100,14 +114,19 @@ const TOKEN_PREFIX: &str = "file:";
 /// # Size and expiry
 ///
 /// Handled entries go after the done TTL, claims after the processing TTL (a claim left by a
-/// crash goes too, even if its event never comes back). At most
-/// [`capacity`](FileStoreConfig::capacity) entries are kept: at capacity each new claim evicts
-/// the handled entry whose done TTL ends first (the oldest handled, with one done TTL), never
-/// an in-progress claim, and a warning is logged (at most once a minute); a store holding only
-/// in-progress claims answers [`StoreError::Full`] (503, Kinde retries). Expired entries are
-/// removed a few at a time with every write, and all of them when the file is opened. The
-/// file keeps the space it grew to and reuses it; one entry costs about 220 bytes of file
-/// (200 000 entries: 43 MiB).
+/// crash goes too, even if its event never comes back), entity records and failure counts
+/// after the done TTL since their last change. At most [`capacity`](FileStoreConfig::capacity)
+/// entries are kept, counting events (in progress, handled, parked) and entity records: at
+/// capacity each new claim evicts the handled entry whose done TTL ends first (the oldest
+/// handled, with one done TTL), and a warning is logged (at most once a minute). Claims,
+/// parked events and entity records are never evicted (an entity record forgotten early would
+/// let an older event overwrite a newer one): a store holding only those answers
+/// [`StoreError::Full`] (503, Kinde retries). Parked events are bounded by the
+/// [`ParkLimits`](super::ParkLimits) of each failure (a park into a full set answers
+/// [`Failed::ParkFull`]); failure counts do not count against the capacity, and each lasts
+/// one done TTL after its last failure. Expired records are removed a few at a time with every
+/// write, and all of them when the file is opened. The file keeps the space it grew to and
+/// reuses it; one handled entry costs about 220 bytes of file (200 000 entries: 43 MiB).
 ///
 /// # Failures
 ///

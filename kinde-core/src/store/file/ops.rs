@@ -220,7 +220,7 @@ impl Tables<'_> {
             last_attempt_ms: op.at_ms,
         };
         let count = self.parked.len()? + u64::from(old.is_none());
-        let old_size = old.as_ref().map_or(0, |p| size_of(p));
+        let old_size = old.as_ref().map_or(0, size_of);
         let bytes = self.parked_bytes()?.saturating_sub(old_size) + size_of(&record);
         if count > limit(op.limits.events) || bytes > limit(op.limits.bytes) {
             self.remove_event(key)?;
