@@ -1,24 +1,22 @@
 //! The durable store (feature `durable`): the claim protocol and its fencing, what survives a
 //! reopen and a real crash (a child process killed with SIGKILL), one opener per file, size
-//! bounds and expiry, and a receiver keeping "never twice" across a restart; ordering and
-//! parking across restarts (`sync_grade`).
+//! bounds and expiry; receivers keeping "never twice", ordering and parking across restarts
+//! (`sync_grade`).
 //!
 //! Time is a manual wall clock wherever a TTL matters, so nothing here sleeps for a TTL or
 //! asserts on timing. The crash and second-process cases (`processes`) run this test binary
 //! again as the child and kill it.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kinde_core::event::{Event, UserCreated};
 use kinde_core::store::{
     Claim, ClaimRequest, ClaimToken, Completion, Fenced, FileStore, FileStoreConfig,
     FileStoreError, IdempotencyStore, StoreError,
 };
-use kinde_core::testing::{ManualClock, TestEvent, TestIssuer};
-use kinde_core::{EventId, Webhooks};
+use kinde_core::testing::ManualClock;
+use kinde_core::EventId;
 use time::OffsetDateTime;
 
 mod processes;
@@ -385,43 +383,4 @@ async fn a_file_that_is_not_a_store_is_refused_and_left_unchanged() {
     // A missing directory is an error too, not a panic.
     let err = FileStore::open(d.path().join("no/such/dir/s.redb")).unwrap_err();
     assert!(matches!(err, FileStoreError::Open { .. }), "{err:?}");
-}
-
-/// A receiver on the file store keeps "never twice" across a restart: the same token after
-/// the restart is a duplicate and runs nothing.
-#[tokio::test]
-async fn a_receiver_restarted_on_the_same_file_answers_duplicate() {
-    let d = dir();
-    let path = d.path().join("s.redb");
-    let issuer = TestIssuer::new();
-    let jwks = issuer.serve().await;
-    let calls = Arc::new(AtomicUsize::new(0));
-    let receiver = |store: FileStore| {
-        let calls = calls.clone();
-        Webhooks::builder()
-            .issuer(jwks.url())
-            .store(store)
-            .on(move |_: Event<UserCreated>| {
-                calls.fetch_add(1, Ordering::SeqCst);
-                std::future::ready(Ok::<_, std::convert::Infallible>(()))
-            })
-            .build()
-            .unwrap()
-    };
-    let token = issuer.sign(&TestEvent::sample("user.created").into_claims());
-    let headers = http::HeaderMap::new();
-    let webhooks = receiver(FileStore::open(&path).unwrap());
-    let resp = webhooks.handle(&headers, token.as_bytes()).await;
-    assert_eq!(
-        (resp.status().as_u16(), resp.outcome().code()),
-        (200, "handled")
-    );
-    drop(webhooks);
-    let webhooks = receiver(FileStore::open(&path).unwrap());
-    let resp = webhooks.handle(&headers, token.as_bytes()).await;
-    assert_eq!(
-        (resp.status().as_u16(), resp.outcome().code()),
-        (200, "duplicate")
-    );
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }

@@ -206,3 +206,21 @@ async fn failure_counts_and_a_parked_event_survive_restarts_and_replay_after_one
     assert!(webhooks.replay(&id).await.is_err(), "no longer parked");
     assert_eq!(app.calls(), 5);
 }
+
+/// A receiver on the file store keeps "never twice" across a restart: the same token after
+/// the restart is a duplicate and runs nothing.
+#[tokio::test]
+async fn a_receiver_restarted_on_the_same_file_answers_duplicate() {
+    let d = dir();
+    let path = d.path().join("s.redb");
+    let issuer = TestIssuer::new();
+    let jwks = issuer.serve().await;
+    let token = issuer.sign(&TestEvent::sample("user.created").into_claims());
+    let app = App::default();
+    let webhooks = app.receiver(&jwks, &path, |b| b);
+    assert_eq!(send(&webhooks, &token).await, (200, "handled"));
+    drop(webhooks);
+    let webhooks = app.receiver(&jwks, &path, |b| b);
+    assert_eq!(send(&webhooks, &token).await, (200, "duplicate"));
+    assert_eq!(app.calls(), 1);
+}

@@ -63,17 +63,21 @@ impl Tables<'_> {
                 evicted: false,
             })
         };
-        let current = self.events.get(id)?.map(|v| v.value());
+        let mut current = self.events.get(id)?.map(|v| v.value());
         match current {
             Some((_, PARKED_TOKEN)) if !op.replay => return answer(Claim::Parked),
+            // Parked and replayed: its slot is reused.
+            Some((_, PARKED_TOKEN)) => {}
             Some((deadline, HANDLED_TOKEN)) if deadline > now => {
                 return answer(Claim::AlreadyHandled)
             }
-            Some((deadline, t)) if t != PARKED_TOKEN && deadline > now => {
-                return answer(Claim::InProgress)
+            Some((deadline, _)) if deadline > now => return answer(Claim::InProgress),
+            // Expired (not purged yet): gone, so that it is not evicted to make room for itself.
+            Some(_) => {
+                self.remove_event(id)?;
+                current = None;
             }
-            // Expired, or parked and replayed: its slot is reused.
-            _ => {}
+            None => {}
         }
         // The entity's record, and whether this event loses to a later one of it.
         let mut entity = None;

@@ -3,17 +3,16 @@
 //! `reference`) every answer compared with the memory store's, the reference implementation,
 //! with the file's indexes checked after each run.
 
+mod indexes;
 mod reference;
 
 use std::path::Path;
 use std::time::Duration;
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::ReadableDatabase;
 
-use super::tables::{
-    CLAIMS, ENTITIES, ENTITY_EXPIRY, EVENTS, FAILURES, FAILURE_EXPIRY, HANDLED, HANDLED_TOKEN,
-    META, PARKED, PARKED_BYTES_KEY, PARKED_TOKEN, SCHEMA_KEY,
-};
+use self::indexes::check_indexes;
+use super::tables::{CLAIMS, EVENTS, HANDLED, HANDLED_TOKEN, META, SCHEMA_KEY};
 use super::{FileStore, FileStoreConfig, FileStoreError};
 use crate::event::EventId;
 use crate::store::{
@@ -85,72 +84,6 @@ fn failure(park_after: u32, limits: ParkLimits, done_ttl: Duration) -> Failure<'
 async fn claim_and_fail(s: &FileStore, event: &str, f: &Failure<'_>) -> Failed {
     let t = token(claim(s, event, None).await.unwrap());
     s.fail(&id(event), &t, None, f).await.unwrap()
-}
-
-/// Checks that every index of the file agrees with the records it indexes, and the parked
-/// byte count with the parked records. Run on a closed store's file.
-pub(super) fn check_indexes(path: &Path) {
-    let db = redb::Database::open(path).unwrap();
-    let txn = db.begin_read().unwrap();
-    let index = |def: TableDefinition<(u64, &str), ()>| -> Vec<(u64, String)> {
-        let t = txn.open_table(def).unwrap();
-        let rows = t.iter().unwrap().map(|r| {
-            let (k, _) = r.unwrap();
-            let (d, id) = k.value();
-            (d, id.to_owned())
-        });
-        rows.collect()
-    };
-    let events = txn.open_table(EVENTS).unwrap();
-    let (mut handled, mut claims) = (Vec::new(), Vec::new());
-    for row in events.iter().unwrap() {
-        let (k, v) = row.unwrap();
-        let (deadline, t) = v.value();
-        match t {
-            HANDLED_TOKEN => handled.push((deadline, k.value().to_owned())),
-            PARKED_TOKEN => assert_eq!(deadline, u64::MAX),
-            _ => claims.push((deadline, k.value().to_owned())),
-        }
-    }
-    handled.sort();
-    claims.sort();
-    assert_eq!(index(HANDLED), handled, "the handled index");
-    assert_eq!(index(CLAIMS), claims, "the claims index");
-    let entities = txn.open_table(ENTITIES).unwrap();
-    let mut expiry: Vec<(u64, String)> = entities
-        .iter()
-        .unwrap()
-        .map(|r| {
-            let (k, v) = r.unwrap();
-            (v.value().0, k.value().to_owned())
-        })
-        .collect();
-    expiry.sort();
-    assert_eq!(index(ENTITY_EXPIRY), expiry, "the entity expiry index");
-    let failures = txn.open_table(FAILURES).unwrap();
-    let mut expiry: Vec<(u64, String)> = failures
-        .iter()
-        .unwrap()
-        .map(|r| {
-            let (k, v) = r.unwrap();
-            (v.value().2, k.value().to_owned())
-        })
-        .collect();
-    expiry.sort();
-    assert_eq!(index(FAILURE_EXPIRY), expiry, "the failure expiry index");
-    let parked = txn.open_table(PARKED).unwrap();
-    let bytes: usize = parked
-        .iter()
-        .unwrap()
-        .map(|r| {
-            let (k, v) = r.unwrap();
-            let (ty, token, _, error, _, _) = v.value();
-            k.value().len() + ty.len() + token.len() + error.len()
-        })
-        .sum();
-    let meta = txn.open_table(META).unwrap();
-    let stored = meta.get(PARKED_BYTES_KEY).unwrap().map_or(0, |v| v.value());
-    assert_eq!(stored, bytes as u64, "the parked byte count");
 }
 
 #[tokio::test]
