@@ -1,7 +1,8 @@
 //! The durable store's costs on this machine's disk: the fsync it waits for, a completion's
-//! latency, claims and deliveries per second (one at a time and 64 concurrent), the file's
-//! size per entry, and how long opening takes: after a clean close, and after a crash (a
-//! child process fills a file and aborts; opening it then repairs it).
+//! latency (without and with an entity, as with ordering on), a release's, claims and
+//! deliveries per second (one at a time and 64 concurrent), the file's size per entry, and how
+//! long opening takes: after a clean close, and after a crash (a child process fills a file
+//! and aborts; opening it then repairs it).
 //!
 //! Run: `cargo bench -p kinde-core --features durable --bench store_file`. Writes a temporary
 //! file under the system temp dir (`TMPDIR`); set it to the disk you mean to measure.
@@ -10,7 +11,11 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kinde_core::store::{Claim, FileStore, FileStoreConfig, IdempotencyStore};
+use kinde_core::store::{
+    Claim, ClaimRequest, ClaimToken, Completion, Entity, FileStore, FileStoreConfig,
+    IdempotencyStore,
+};
+use kinde_core::EventId;
 
 const TTL: Duration = Duration::from_secs(3600);
 
@@ -28,11 +33,28 @@ fn report(what: &str, mut samples: Vec<Duration>) {
     );
 }
 
-async fn claim(s: &FileStore, id: &str) -> kinde_core::store::ClaimToken {
-    match s.claim(id, TTL).await.unwrap() {
-        Claim::StartProcessing(t) => t,
+fn eid(id: &str) -> EventId {
+    EventId::new(id).unwrap()
+}
+
+/// Claims `id`, on `entity` (with a timestamp) when given.
+async fn claim_on(s: &FileStore, id: &str, entity: Option<Entity<'_>>) -> ClaimToken {
+    let event = eid(id);
+    let request = ClaimRequest::new(&event, TTL, TTL).entity(entity);
+    match s.claim(&request).await.unwrap() {
+        Claim::StartProcessing { token, .. } => token,
         other => panic!("{id}: {other:?}"),
     }
+}
+
+async fn claim(s: &FileStore, id: &str) -> ClaimToken {
+    claim_on(s, id, None).await
+}
+
+async fn complete(s: &FileStore, id: &str, token: &ClaimToken) {
+    s.complete(&eid(id), token, &Completion::new(TTL))
+        .await
+        .unwrap();
 }
 
 /// Fills `store` with `target` handled entries, 64 deliveries at a time.
@@ -46,7 +68,7 @@ fn fill(rt: &tokio::runtime::Runtime, store: &Arc<FileStore>, target: usize) {
                 for i in (have + w..target).step_by(64) {
                     let id = format!("fill_{i:032x}");
                     let token = claim(&store, &id).await;
-                    store.complete(&id, &token, TTL).await.unwrap();
+                    complete(&store, &id, &token).await;
                 }
             }));
         }
@@ -96,11 +118,48 @@ fn main() {
             let token = claim(&store, &id).await;
             claims.push(t.elapsed());
             let t = Instant::now();
-            store.complete(&id, &token, TTL).await.unwrap();
+            complete(&store, &id, &token).await;
             completes.push(t.elapsed());
         }
         report("claim, one at a time (not fsynced)", claims);
         report("complete, one at a time (fsynced)", completes);
+
+        // With ordering: the claim and the completion also read and write the entity's record
+        // (100 entities, so most completions update an existing one).
+        let (mut claims, mut completes) = (Vec::new(), Vec::new());
+        for i in 0..500i64 {
+            let id = format!("ord_{i:032x}");
+            let key = format!("user:kp_{}", i % 100);
+            let entity = Some(Entity {
+                key: &key,
+                timestamp: i,
+            });
+            let t = Instant::now();
+            let token = claim_on(&store, &id, entity).await;
+            claims.push(t.elapsed());
+            let t = Instant::now();
+            let done = Completion::new(TTL).entity(entity, false);
+            store.complete(&eid(&id), &token, &done).await.unwrap();
+            completes.push(t.elapsed());
+        }
+        report("claim with an entity, one at a time (not fsynced)", claims);
+        report(
+            "complete with an entity, one at a time (fsynced)",
+            completes,
+        );
+
+        // A release (a failed attempt with parking off): not fsynced. (A counted failure, with
+        // parking on, costs a completion's fsync.)
+        let mut fails = Vec::new();
+        for i in 0..200 {
+            let id = format!("fail_{i:032x}");
+            let token = claim(&store, &id).await;
+            let t = Instant::now();
+            let released = store.release(&eid(&id), &token, None).await.unwrap();
+            fails.push(t.elapsed());
+            assert_eq!(released, kinde_core::store::Fenced::Applied);
+        }
+        report("release, one at a time (not fsynced)", fails);
 
         // Claims only, one at a time.
         let n = 5_000;
@@ -126,7 +185,7 @@ fn main() {
                         let id = format!("conc_{i:032x}");
                         let started = Instant::now();
                         let token = claim(&store, &id).await;
-                        store.complete(&id, &token, TTL).await.unwrap();
+                        complete(&store, &id, &token).await;
                         lat.push(started.elapsed());
                     }
                     lat

@@ -30,7 +30,8 @@ impl std::fmt::Debug for FileStoreConfig {
 }
 
 impl FileStoreConfig {
-    /// The default size bound: 1 000 000 entries (in progress + handled).
+    /// The default size bound: 1 000 000 entries (events in progress, handled or parked, and
+    /// entity records).
     pub const DEFAULT_CAPACITY: usize = 1_000_000;
 
     /// The store in the file at `path` (created if missing; its directory must exist).
@@ -42,9 +43,11 @@ impl FileStoreConfig {
         }
     }
 
-    /// Most entries kept (raised to at least 1). At capacity the oldest handled entry is
-    /// evicted for each new claim, never an in-progress claim; a store full of in-progress
-    /// claims answers [`StoreError::Full`](crate::store::StoreError::Full).
+    /// Most entries kept (raised to at least 1): events in progress, handled or parked, and
+    /// (with ordering on) one record per entity seen within the done TTL. At capacity the
+    /// oldest handled entry is evicted for each new claim, never a claim, a parked event or an
+    /// entity record; a store full of those answers
+    /// [`StoreError::Full`](crate::store::StoreError::Full).
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.max(1);
         self

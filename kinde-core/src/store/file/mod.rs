@@ -1,7 +1,11 @@
 //! The durable store (feature `durable`): one embedded database file that survives restarts.
 
 mod config;
+mod ops;
+mod schema;
 mod tables;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 pub use config::{FileStoreConfig, FileStoreError};
@@ -9,18 +13,20 @@ pub use config::{FileStoreConfig, FileStoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use redb::{
-    Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle,
-};
+use redb::{Database, DatabaseError, ReadableDatabase, ReadableTableMetadata};
 use tokio::sync::mpsc;
 
-use self::tables::{Tables, EVENTS, META, SCHEMA_KEY, SCHEMA_VERSION};
+use self::ops::{ClaimOp, CompleteOp, FailOp};
+use self::schema::{prepare, Prepare};
+use self::tables::{ENTITIES, EVENTS, HANDLED_TOKEN, PARKED_TOKEN};
 use self::writer::{Reply, Request, Writer};
-use super::{Claim, ClaimToken, Fenced, IdempotencyStore, StoreError};
-use crate::event::is_valid_id;
+use super::{
+    millis, Claim, ClaimRequest, ClaimToken, Completion, Failed, Failure, Fenced, IdempotencyStore,
+    ParkedEvent, StoreError,
+};
+use crate::event::EventId;
 
 /// Memory the database may use to cache pages of the file.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
@@ -57,28 +63,42 @@ const TOKEN_PREFIX: &str = "file:";
 /// # What is on disk, and when
 ///
 /// The protocol is the one of [`MemoryStore`](super::MemoryStore) and
-/// `RedisStore` (feature `redis`): a claim with a random token, then a completion or a
-/// release fenced by that token. Deadlines are **wall-clock** milliseconds since the Unix epoch,
-/// stored in the file, so they keep running while the process is down.
+/// `RedisStore` (feature `redis`): a claim with a random token, then a completion, a
+/// release or a failure fenced by that token; with ordering on, the claim covers the event's
+/// entity too, and with parking on, failures are counted and the `n`-th parks the event.
+/// Deadlines are **wall-clock** milliseconds since the Unix epoch, stored in the file, so they
+/// keep running while the process is down. Everything an operation changes — the event's
+/// state, its entity's record (applied timestamp, tombstone, claim), its failure count, its
+/// parked record — is written in one transaction: a crash never leaves half of it.
 ///
 /// - **A completion is durable before [`complete`](IdempotencyStore::complete) returns**: its
 ///   transaction is committed with an fsync, so the delivery's 200 is sent only once the
-///   "handled" record is on disk. A crash after that never lets the event run again (until the
-///   done TTL ends).
-/// - **Claims and releases are not fsynced.** They reach the disk with the next fsynced commit
-///   (any completion's, or at most about a second later under a steady flow of claims), or at a
-///   clean shutdown. At a crash (`kill -9`, power loss), an unfinished claim is therefore in one
-///   of two states, both safe: it reached the disk, and after the restart deliveries of its
-///   event answer `409 in_progress` until the claim's processing TTL has passed on the wall
-///   clock, then run the handler; or it did not, and the event is simply new after the restart.
-///   A handler that ran to the end but whose completion had not been committed at the crash
-///   runs again on Kinde's retry (at-least-once for that window: keep handlers idempotent).
+///   "handled" record — and the entity's applied timestamp — is on disk. A crash after that
+///   never lets the event run again (until the done TTL ends), nor an older event of its
+///   entity.
+/// - **So is a failure** ([`fail`](IdempotencyStore::fail)): the count, and a park (whose
+///   200 `parked` stops Kinde's retries, so the parked record is all that is left of the
+///   event), are on disk before it returns. So is an [`unpark`](IdempotencyStore::unpark), and
+///   a claim answered [`Claim::Superseded`] (it records the event handled).
+/// - **Other claims and releases are not fsynced.** They reach the disk with the next fsynced
+///   commit (any completion's, or at most about a second later under a steady flow of claims),
+///   or at a clean shutdown. At a crash (`kill -9`, power loss), an unfinished claim is
+///   therefore in one of two states, both safe: it reached the disk, and after the restart
+///   deliveries of its event (and, with ordering, of its entity's later events) answer
+///   `409 in_progress` until the claim's processing TTL has passed on the wall clock, then run
+///   the handler; or it did not, and the event is simply new after the restart. A handler that
+///   ran to the end but whose completion had not been committed at the crash runs again on
+///   Kinde's retry (at-least-once for that window: keep handlers idempotent).
 /// - A release lost at a crash leaves its claim to expire after the processing TTL.
 /// - Opening the file after a crash repairs it (redb verifies its checksums and rebuilds its
 ///   free-page state): the last fsynced commit and everything before it are intact.
 ///
 /// A clock stepped backwards lengthens every stored deadline by the step, and one stepped
 /// forwards shortens them (NTP's slewing is harmless).
+///
+/// The file has a schema version: a file of this crate's first file store (version 1, before
+/// ordering and parking) is upgraded in place when opened; a file of a newer version is
+/// refused ([`FileStoreError::Incompatible`]) and left unchanged.
 ///
 /// # One process per file
 ///
@@ -92,14 +112,19 @@ const TOKEN_PREFIX: &str = "file:";
 /// # Size and expiry
 ///
 /// Handled entries go after the done TTL, claims after the processing TTL (a claim left by a
-/// crash goes too, even if its event never comes back). At most
-/// [`capacity`](FileStoreConfig::capacity) entries are kept: at capacity each new claim evicts
-/// the handled entry whose done TTL ends first (the oldest handled, with one done TTL), never
-/// an in-progress claim, and a warning is logged (at most once a minute); a store holding only
-/// in-progress claims answers [`StoreError::Full`] (503, Kinde retries). Expired entries are
-/// removed a few at a time with every write, and all of them when the file is opened. The
-/// file keeps the space it grew to and reuses it; one entry costs about 220 bytes of file
-/// (200 000 entries: 43 MiB).
+/// crash goes too, even if its event never comes back), entity records and failure counts
+/// after the done TTL since their last change. At most [`capacity`](FileStoreConfig::capacity)
+/// entries are kept, counting events (in progress, handled, parked) and entity records: at
+/// capacity each new claim evicts the handled entry whose done TTL ends first (the oldest
+/// handled, with one done TTL), and a warning is logged (at most once a minute). Claims,
+/// parked events and entity records are never evicted (an entity record forgotten early would
+/// let an older event overwrite a newer one): a store holding only those answers
+/// [`StoreError::Full`] (503, Kinde retries). Parked events are bounded by the
+/// [`ParkLimits`](super::ParkLimits) of each failure (a park into a full set answers
+/// [`Failed::ParkFull`]); failure counts do not count against the capacity, and each lasts
+/// one done TTL after its last failure. Expired records are removed a few at a time with every
+/// write, and all of them when the file is opened. The file keeps the space it grew to and
+/// reuses it; one handled entry costs about 220 bytes of file (200 000 entries: 43 MiB).
 ///
 /// # Failures
 ///
@@ -119,10 +144,11 @@ const TOKEN_PREFIX: &str = "file:";
 /// does not hold up Kinde's retry.
 ///
 /// Measured (`cargo bench -p kinde-core --features durable --bench store_file`, a shared 2-core
-/// VM whose 4 KiB fdatasync took 0.15–4 ms p50 depending on load): a completion costs about
-/// one fdatasync (0.2–3.6 ms p50), a claim 0.05–0.1 ms; 64 concurrent deliveries (claim +
-/// fsynced completion each) ran at 4 500–41 000 per second; opening a file of 200 000 entries
-/// after a crash (repair included) took 60–135 ms.
+/// VM whose 4 KiB fdatasync took 0.12–4 ms p50 depending on load): a completion costs about
+/// one fdatasync (0.2–3.9 ms p50, with or without an entity record to update), a claim
+/// 0.05–0.12 ms (0.08–0.16 ms with an entity); 64 concurrent deliveries (claim + fsynced
+/// completion each) ran at 4 200–41 000 per second; opening a file of 200 000 entries after a
+/// crash (repair included) took 35–135 ms.
 ///
 /// [redb]: https://docs.rs/redb
 pub struct FileStore {
@@ -205,16 +231,20 @@ impl FileStore {
         self.capacity
     }
 
-    /// Entries currently held (in progress and handled, expired ones not yet purged included).
+    /// Entries currently held, as counted against the capacity: events (in progress, handled
+    /// and parked) and entity records (with ordering), expired ones not yet purged included.
     /// A short read transaction on the calling thread.
     pub fn len(&self) -> Result<usize, StoreError> {
         let read = || -> Result<u64, redb::Error> {
             let txn = self.db.begin_read()?;
-            match txn.open_table(EVENTS) {
-                Ok(t) => Ok(t.len()?),
+            let rows = |table: &dyn Fn() -> Result<u64, redb::TableError>| match table() {
+                Ok(n) => Ok(n),
                 Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
-                Err(e) => Err(e.into()),
-            }
+                Err(e) => Err(redb::Error::from(e)),
+            };
+            let events = rows(&|| Ok(txn.open_untyped_table(EVENTS)?.len()?))?;
+            let entities = rows(&|| Ok(txn.open_untyped_table(ENTITIES)?.len()?))?;
+            Ok(events + entities)
         };
         read()
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
@@ -249,58 +279,6 @@ impl Drop for FileStore {
     }
 }
 
-enum Prepare {
-    Incompatible(String),
-    Db(redb::Error),
-}
-
-impl<E: Into<redb::Error>> From<E> for Prepare {
-    fn from(e: E) -> Self {
-        Prepare::Db(e.into())
-    }
-}
-
-/// Checks (or writes) the schema version, removes what expired while the file was closed and
-/// trims to `capacity`, in one fsynced transaction.
-fn prepare(db: &Database, now: u64, capacity: u64, path: &Path) -> Result<(), Prepare> {
-    let txn = db.begin_write()?;
-    {
-        let mut meta = txn.open_table(META)?;
-        let version = meta.get(SCHEMA_KEY)?.map(|v| v.value());
-        match version {
-            Some(SCHEMA_VERSION) => {}
-            Some(v) => {
-                return Err(Prepare::Incompatible(format!(
-                    "the store file has schema version {v}; this kinde-core reads version {SCHEMA_VERSION}"
-                )))
-            }
-            None => {
-                let foreign = txn
-                    .list_tables()?
-                    .map(|t| t.name().to_owned())
-                    .find(|name| name != META.name());
-                if let Some(name) = foreign {
-                    return Err(Prepare::Incompatible(format!(
-                        "not a kinde-webhooks store file (it holds a table `{name}` and no schema \
-                         version); refusing to change it"
-                    )));
-                }
-                meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
-            }
-        }
-        let mut tables = Tables::open(&txn)?;
-        let purged = tables.purge_expired(now, usize::MAX)?;
-        tables.trim_to(capacity)?;
-        tracing::debug!(path = %path.display(), purged, entries = tables.len()?, "file store opened");
-    }
-    txn.commit()?;
-    Ok(())
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
 fn token_string(token: u64) -> ClaimToken {
     ClaimToken::from_string(format!("{TOKEN_PREFIX}{token}"))
 }
@@ -311,52 +289,107 @@ fn token_of(token: &ClaimToken) -> Option<u64> {
         .strip_prefix(TOKEN_PREFIX)?
         .parse()
         .ok()
-        .filter(|&t| t != 0)
-}
-
-fn checked(event_id: &str) -> Result<String, StoreError> {
-    if is_valid_id(event_id.as_bytes()) {
-        Ok(event_id.to_owned())
-    } else {
-        Err(StoreError::InvalidKey)
-    }
+        .filter(|&t| t != HANDLED_TOKEN && t != PARKED_TOKEN)
 }
 
 #[async_trait]
 impl IdempotencyStore for FileStore {
-    async fn claim(&self, event_id: &str, processing_ttl: Duration) -> Result<Claim, StoreError> {
-        let id = checked(event_id)?;
-        let ttl = millis(processing_ttl);
-        self.request(|reply| Request::Claim { id, ttl, reply })
-            .await
+    async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
+        let op = ClaimOp {
+            id: request.event_id.clone(),
+            processing_ttl: millis(request.processing_ttl),
+            done_ttl: millis(request.done_ttl),
+            entity: request.entity.map(|e| (e.key.to_owned(), e.timestamp)),
+            replay: request.replay,
+        };
+        self.request(|reply| Request::Claim { op, reply }).await
     }
 
     async fn complete(
         &self,
-        event_id: &str,
+        event_id: &EventId,
         token: &ClaimToken,
-        done_ttl: Duration,
+        completion: &Completion<'_>,
     ) -> Result<Fenced, StoreError> {
-        let id = checked(event_id)?;
         let Some(token) = token_of(token) else {
             return Ok(Fenced::Superseded);
         };
-        let ttl = millis(done_ttl);
+        let op = CompleteOp {
+            done_ttl: millis(completion.done_ttl),
+            entity: completion.entity.map(|e| (e.key.to_owned(), e.timestamp)),
+            deletes: completion.deletes,
+        };
+        let id = event_id.clone();
         self.request(|reply| Request::Complete {
             id,
             token,
-            ttl,
+            op,
             reply,
         })
         .await
     }
 
-    async fn release(&self, event_id: &str, token: &ClaimToken) -> Result<Fenced, StoreError> {
-        let id = checked(event_id)?;
+    async fn release(
+        &self,
+        event_id: &EventId,
+        token: &ClaimToken,
+        entity: Option<&str>,
+    ) -> Result<Fenced, StoreError> {
         let Some(token) = token_of(token) else {
             return Ok(Fenced::Superseded);
         };
-        self.request(|reply| Request::Release { id, token, reply })
+        let (id, entity) = (event_id.clone(), entity.map(str::to_owned));
+        self.request(|reply| Request::Release {
+            id,
+            token,
+            entity,
+            reply,
+        })
+        .await
+    }
+
+    async fn fail(
+        &self,
+        event_id: &EventId,
+        token: &ClaimToken,
+        entity: Option<&str>,
+        failure: &Failure<'_>,
+    ) -> Result<Failed, StoreError> {
+        let Some(token) = token_of(token) else {
+            return Ok(Failed::Superseded);
+        };
+        let op = FailOp {
+            park_after: failure.park_after,
+            limits: failure.limits,
+            done_ttl: millis(failure.done_ttl),
+            event_type: failure.event_type.to_owned(),
+            token: failure.token.to_owned(),
+            error: failure.error.to_owned(),
+            at_ms: failure.at_ms,
+        };
+        let (id, entity) = (event_id.clone(), entity.map(str::to_owned));
+        self.request(|reply| Request::Fail {
+            id,
+            token,
+            entity,
+            op,
+            reply,
+        })
+        .await
+    }
+
+    async fn parked(&self) -> Result<Vec<ParkedEvent>, StoreError> {
+        self.request(|reply| Request::Parked { reply }).await
+    }
+
+    async fn parked_event(&self, event_id: &EventId) -> Result<Option<ParkedEvent>, StoreError> {
+        let id = event_id.clone();
+        self.request(|reply| Request::ParkedEvent { id, reply })
             .await
+    }
+
+    async fn unpark(&self, event_id: &EventId, _entity: Option<&str>) -> Result<bool, StoreError> {
+        let id = event_id.clone();
+        self.request(|reply| Request::Unpark { id, reply }).await
     }
 }

@@ -3,8 +3,9 @@
 //! The async side sends a [`Request`] and awaits its reply, so no store operation blocks a tokio
 //! worker. The thread takes what is queued (up to [`MAX_BATCH`]), applies it in order inside one
 //! write transaction and commits once, then answers every request of the batch. A batch holding
-//! a completion is committed with an fsync before anyone is answered; a batch of claims and
-//! releases only is committed without one (it reaches the disk with the next fsync, at most
+//! a completion, a failure (counted or parked), an unpark or a claim answered `Superseded` is
+//! committed with an fsync before anyone is answered; a batch of other claims, releases and
+//! reads is committed without one (it reaches the disk with the next fsync, at most
 //! [`MAX_UNSYNCED`] later under steady traffic).
 
 use std::sync::Arc;
@@ -13,9 +14,11 @@ use std::time::{Duration, Instant};
 use redb::{Database, Durability};
 use tokio::sync::{mpsc, oneshot};
 
-use super::tables::{ClaimStep, Tables};
+use super::ops::{ClaimOp, ClaimStep, CompleteOp, FailOp};
+use super::tables::Tables;
 use crate::clock::Clock;
-use crate::store::{Claim, Fenced, StoreError};
+use crate::event::EventId;
+use crate::store::{Claim, Failed, Fenced, ParkedEvent, StoreError};
 
 /// Most requests applied in one transaction.
 const MAX_BATCH: usize = 512;
@@ -30,21 +33,50 @@ const WARN_INTERVAL: Duration = Duration::from_secs(60);
 /// One operation with the channel for its answer. Times are milliseconds.
 pub(super) enum Request {
     Claim {
-        id: String,
-        ttl: u64,
+        op: ClaimOp,
         reply: Reply<Claim>,
     },
     Complete {
-        id: String,
+        id: EventId,
         token: u64,
-        ttl: u64,
+        op: CompleteOp,
         reply: Reply<Fenced>,
     },
     Release {
-        id: String,
+        id: EventId,
         token: u64,
+        entity: Option<String>,
         reply: Reply<Fenced>,
     },
+    Fail {
+        id: EventId,
+        token: u64,
+        entity: Option<String>,
+        op: FailOp,
+        reply: Reply<Failed>,
+    },
+    Unpark {
+        id: EventId,
+        reply: Reply<bool>,
+    },
+    ParkedEvent {
+        id: EventId,
+        reply: Reply<Option<ParkedEvent>>,
+    },
+    Parked {
+        reply: Reply<Vec<ParkedEvent>>,
+    },
+}
+
+impl Request {
+    /// Whether the request's change must be on disk before it is answered: a completion, a
+    /// failure (counted, or parked), an unpark.
+    fn durable(&self) -> bool {
+        matches!(
+            self,
+            Request::Complete { .. } | Request::Fail { .. } | Request::Unpark { .. }
+        )
+    }
 }
 
 /// Where an operation's answer goes, and the answer once the transaction has it.
@@ -114,69 +146,81 @@ impl Writer {
     }
 
     fn serve(&mut self, batch: &mut Vec<Request>) {
-        let fsync = batch.iter().any(|r| matches!(r, Request::Complete { .. }))
-            || self.last_fsync.elapsed() >= MAX_UNSYNCED;
-        let failed = self.apply(batch, fsync).err().map(|e| {
+        let failed = self.apply(batch).err().map(|e| {
             tracing::error!(error = %e, "file store: a write transaction failed");
             format!("file store write failed: {e}")
         });
+        let failed = failed.as_deref();
         let mut abandoned = Vec::new();
         for request in batch.drain(..) {
             match request {
-                Request::Claim { id, reply, .. } => {
+                Request::Claim { op, reply } => {
                     let started = match &reply.answer {
-                        Some(Ok(Claim::StartProcessing(t))) if failed.is_none() => {
-                            super::token_of(t)
+                        Some(Ok(Claim::StartProcessing { token, .. })) if failed.is_none() => {
+                            super::token_of(token)
                         }
                         _ => None,
                     };
-                    if !reply.send(failed.as_deref()) {
+                    if !reply.send(failed) {
                         // The caller went away before its answer: nobody runs the handler of a
                         // claim it never saw, so drop the claim rather than let it block retries.
-                        abandoned.extend(started.map(|token| (id, token)));
+                        abandoned.extend(started.map(|token| (op, token)));
                     }
                 }
                 Request::Complete { reply, .. } | Request::Release { reply, .. } => {
-                    reply.send(failed.as_deref());
+                    reply.send(failed);
+                }
+                Request::Fail { reply, .. } => {
+                    reply.send(failed);
+                }
+                Request::Unpark { reply, .. } => {
+                    reply.send(failed);
+                }
+                Request::ParkedEvent { reply, .. } => {
+                    reply.send(failed);
+                }
+                Request::Parked { reply } => {
+                    reply.send(failed);
                 }
             }
         }
         if !abandoned.is_empty() {
             let mut releases: Vec<Request> = abandoned
                 .into_iter()
-                .map(|(id, token)| Request::Release {
-                    id,
+                .map(|(op, token)| Request::Release {
+                    id: op.id,
                     token,
+                    entity: op.entity.map(|(key, _)| key),
                     reply: Reply::channel().0,
                 })
                 .collect();
-            if let Err(e) = self.apply(&mut releases, false) {
+            if let Err(e) = self.apply(&mut releases) {
                 tracing::warn!(error = %e, "file store: could not drop abandoned claims; they expire after the processing TTL");
             }
         }
     }
 
     /// Applies `batch` in one transaction, in order, storing each answer in its request; commits
-    /// it (with an fsync when `fsync`). On an error nothing is committed.
-    fn apply(&mut self, batch: &mut [Request], fsync: bool) -> Result<(), redb::Error> {
+    /// it, with an fsync when a request's change must be durable before its answer (see
+    /// [`Request::durable`]; a claim answered `Superseded` too, since it records the event
+    /// handled), or the last fsync is [`MAX_UNSYNCED`] old. On an error nothing is committed.
+    fn apply(&mut self, batch: &mut [Request]) -> Result<(), redb::Error> {
         let now = wall_ms(self.clock.as_ref());
         let mut txn = self.db.begin_write()?;
-        txn.set_durability(if fsync {
-            Durability::Immediate
-        } else {
-            Durability::None
-        })?;
+        let mut fsync =
+            batch.iter().any(Request::durable) || self.last_fsync.elapsed() >= MAX_UNSYNCED;
         let mut evicted = false;
         {
             let mut tables = Tables::open(&txn)?;
             tables.purge_expired(now, PURGE_PER_BATCH + batch.len())?;
             for request in batch.iter_mut() {
                 match request {
-                    Request::Claim { id, ttl, reply } => {
-                        let step = tables.claim(now, id, *ttl, new_token(), self.capacity)?;
+                    Request::Claim { op, reply } => {
+                        let step = tables.claim(now, op, new_token(), self.capacity)?;
                         reply.answer = Some(match step {
                             ClaimStep::Answer { claim, evicted: e } => {
                                 evicted |= e;
+                                fsync |= claim == Claim::Superseded;
                                 Ok(claim)
                             }
                             ClaimStep::Full => Err(StoreError::Full(
@@ -187,15 +231,41 @@ impl Writer {
                     Request::Complete {
                         id,
                         token,
-                        ttl,
+                        op,
                         reply,
-                    } => reply.answer = Some(Ok(tables.complete(now, id, *token, *ttl)?)),
-                    Request::Release { id, token, reply } => {
-                        reply.answer = Some(Ok(tables.release(id, *token)?));
+                    } => reply.answer = Some(Ok(tables.complete(now, id, *token, op)?)),
+                    Request::Release {
+                        id,
+                        token,
+                        entity,
+                        reply,
+                    } => {
+                        let done = tables.release(now, id, *token, entity.as_deref())?;
+                        reply.answer = Some(Ok(done));
                     }
+                    Request::Fail {
+                        id,
+                        token,
+                        entity,
+                        op,
+                        reply,
+                    } => {
+                        let failed = tables.fail(now, id, *token, entity.as_deref(), op)?;
+                        reply.answer = Some(Ok(failed));
+                    }
+                    Request::Unpark { id, reply } => reply.answer = Some(Ok(tables.unpark(id)?)),
+                    Request::ParkedEvent { id, reply } => {
+                        reply.answer = Some(Ok(tables.parked_event(id)?));
+                    }
+                    Request::Parked { reply } => reply.answer = Some(Ok(tables.parked_list()?)),
                 }
             }
         }
+        txn.set_durability(if fsync {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })?;
         txn.commit()?;
         if fsync {
             self.last_fsync = Instant::now();
@@ -222,9 +292,9 @@ impl Writer {
     }
 }
 
-/// A fresh claim token: random, never 0 (0 marks a handled entry).
+/// A fresh claim token: random, never 0 or `u64::MAX` (they mark handled and parked entries).
 fn new_token() -> u64 {
-    rand::random::<u64>().max(1)
+    rand::random::<u64>().clamp(1, u64::MAX - 1)
 }
 
 /// The wall-clock time in milliseconds since the Unix epoch (0 before it).
@@ -240,15 +310,14 @@ mod tests {
 
     fn claim(id: &str) -> (Request, oneshot::Receiver<Result<Claim, StoreError>>) {
         let (reply, answer) = Reply::channel();
-        let id = id.to_owned();
-        (
-            Request::Claim {
-                id,
-                ttl: 60_000,
-                reply,
-            },
-            answer,
-        )
+        let op = ClaimOp {
+            id: EventId::new(id).unwrap(),
+            processing_ttl: 60_000,
+            done_ttl: 60_000,
+            entity: Some((format!("user:{id}"), 1)),
+            replay: false,
+        };
+        (Request::Claim { op, reply }, answer)
     }
 
     #[test]
@@ -262,15 +331,15 @@ mod tests {
         writer.serve(&mut vec![gone, kept]);
         assert!(matches!(
             kept_answer.try_recv(),
-            Ok(Ok(Claim::StartProcessing(_)))
+            Ok(Ok(Claim::StartProcessing { .. }))
         ));
-        // The abandoned claim was released; the answered one holds.
+        // The abandoned claim was released, its entity's claim too; the answered one holds.
         let (gone, mut gone_answer) = claim("gone");
         let (kept, mut kept_answer) = claim("kept");
         writer.serve(&mut vec![gone, kept]);
         assert!(matches!(
             gone_answer.try_recv(),
-            Ok(Ok(Claim::StartProcessing(_)))
+            Ok(Ok(Claim::StartProcessing { .. }))
         ));
         assert!(matches!(kept_answer.try_recv(), Ok(Ok(Claim::InProgress))));
     }
