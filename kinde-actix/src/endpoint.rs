@@ -68,8 +68,8 @@ impl Handler<(HttpRequest, web::Payload)> for WebhookEndpoint {
         if !exchange::routed_verbatim(&req) {
             return Box::pin(std::future::ready(HttpResponse::NotFound().finish()));
         }
-        match exchange::precheck(&self.webhooks, &req) {
-            Ok(admitted) => Box::pin(exchange::read_and_handle(admitted, payload.into_inner())),
+        match exchange::precheck(&self.webhooks, &req, payload.into_inner()) {
+            Ok((admitted, payload)) => Box::pin(exchange::read_and_handle(admitted, payload)),
             Err(early) => Box::pin(std::future::ready(early)),
         }
     }

@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use kinde_core::adapter::{self, Admission};
 use kinde_core::Webhooks;
 
-use crate::convert;
+use crate::{body, convert};
 
 /// Whether actix-web routed this request on its path as sent. actix-web percent-decodes a
 /// path (all but `%`, `/` and `+`) before matching routes and scopes, so `/kinde/%77ebhook`
@@ -31,20 +31,29 @@ pub(crate) struct Admitted {
     headers: http::HeaderMap,
 }
 
-/// The precheck: the answer before reading anything (405, a declared oversize, 503
-/// `too_many_deliveries`), or the admission to read the payload under.
-pub(crate) fn precheck(webhooks: &Webhooks, req: &HttpRequest) -> Result<Admitted, HttpResponse> {
+/// The precheck: the admission to read the payload under, or the answer before reading
+/// anything (405, a declared oversize, 503 `too_many_deliveries`), which holds `payload` until
+/// it is written (see [`crate::body`]: the connection of an unread upload is closed).
+pub(crate) fn precheck(
+    webhooks: &Webhooks,
+    req: &HttpRequest,
+    payload: Payload,
+) -> Result<(Admitted, Payload), HttpResponse> {
     let headers = convert::request_headers(req.headers());
     match adapter::precheck(webhooks, &convert::method(req.method()), &headers) {
-        Ok(admission) => Ok(Admitted { admission, headers }),
-        Err(early) => Err(convert::response(&early)),
+        Ok(admission) => Ok((Admitted { admission, headers }, payload)),
+        Err(early) => Err(body::hold_until_sent(convert::response(&early), payload)),
     }
 }
 
 /// Reads `payload` chunk by chunk, never past the limit nor the deadline, and answers with
 /// kinde-core. The payload is actix-web's own stream: nothing is buffered here beyond what
-/// kinde-core's reader keeps (at most the limit).
-pub(crate) async fn read_and_handle(admitted: Admitted, payload: Payload) -> HttpResponse {
-    let answer = admitted.admission.receive(&admitted.headers, payload).await;
-    convert::response(&answer)
+/// kinde-core's reader keeps (at most the limit). The answer holds the payload until it is
+/// written, so that one not read to its end (a 408, a 413) closes the connection.
+pub(crate) async fn read_and_handle(admitted: Admitted, mut payload: Payload) -> HttpResponse {
+    let answer = admitted
+        .admission
+        .receive(&admitted.headers, &mut payload)
+        .await;
+    body::hold_until_sent(convert::response(&answer), payload)
 }

@@ -112,6 +112,7 @@
 //! [`Webhooks::path`]: kinde_core::Webhooks::path
 //! [`Webhooks::body_limit`]: kinde_core::Webhooks::body_limit
 
+mod body;
 mod convert;
 mod endpoint;
 mod exchange;

@@ -105,11 +105,11 @@ where
         if !exchange::is_webhook_path(&self.webhooks, req.request()) {
             return ResponseFuture::inner(self.service.call(req));
         }
-        let admitted = match exchange::precheck(&self.webhooks, req.request()) {
+        let payload = req.take_payload();
+        let (admitted, payload) = match exchange::precheck(&self.webhooks, req.request(), payload) {
             Ok(admitted) => admitted,
             Err(early) => return ResponseFuture::ready(req.into_response(early)),
         };
-        let payload = req.take_payload();
         let (http_req, _) = req.into_parts();
         ResponseFuture::webhook(async move {
             let answer = exchange::read_and_handle(admitted, payload).await;

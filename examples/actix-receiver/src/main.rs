@@ -9,14 +9,22 @@
 //! get 503 until the keys can be fetched) and stops gracefully on SIGINT or SIGTERM.
 //!
 //! The receiver is built once, before the server, and cloned into every worker's app: all
-//! workers share one idempotency store and one key cache. The webhook is an endpoint the
-//! app's router mounts at `WEBHOOK_PATH`, exactly: no path normalization in front of it.
+//! workers share one idempotency store, one key cache and one bound on deliveries in flight.
+//! The webhook is an endpoint the app's router mounts at `WEBHOOK_PATH`, exactly: no path
+//! normalization in front of it. A request head must arrive within 10 s
+//! (`client_request_timeout`), a body within the receiver's body deadline (10 s).
+
+use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use kinde_actix::WebhookEndpoint;
 use receiver_app::{
     config_or_exit, init_tracing, listen_failed, shutdown_signal, webhooks_or_exit, Config,
 };
+
+/// How long a client may take to send a request head: the axum receiver's
+/// `receiver_app::HEADER_READ_TIMEOUT`, too.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn main() {
     let _logs = init_tracing();
@@ -31,6 +39,9 @@ fn main() {
                 .route("/health", web::get().to(|| async { "ok" }))
                 .service(web::resource(path.as_str()).to(WebhookEndpoint::new(webhooks.clone())))
         })
+        // A request head must arrive within this (actix-web answers 408 and closes past it);
+        // the body has its own deadline, the receiver's `body_timeout`.
+        .client_request_timeout(HEADER_READ_TIMEOUT)
         // Replaces actix's own signal handling (forced stop on SIGINT) with a graceful stop on
         // both SIGINT and SIGTERM.
         .shutdown_signal(shutdown_signal());

@@ -15,7 +15,7 @@ mod http_app;
 
 pub use config::{Config, ConfigError};
 #[cfg(feature = "axum")]
-pub use http_app::{axum_app, serve_axum};
+pub use http_app::{axum_app, serve_axum, serve_axum_with, HEADER_READ_TIMEOUT};
 
 use std::io::Write as _;
 use std::net::SocketAddr;
