@@ -42,6 +42,11 @@ fn main() {
         // A request head must arrive within this (actix-web answers 408 and closes past it);
         // the body has its own deadline, the receiver's `body_timeout`.
         .client_request_timeout(HEADER_READ_TIMEOUT)
+        // No linger after an answer that leaves the upload unread (408, 413, 503): by default
+        // actix-web keeps such a connection 1 s more, reading and discarding up to 128 KiB at a
+        // time, which a flood of refused uploads turns into tens of MiB. The connection is
+        // closed at once instead (a client still sending may see a reset; Kinde retries).
+        .client_disconnect_timeout(Duration::ZERO)
         // Replaces actix's own signal handling (forced stop on SIGINT) with a graceful stop on
         // both SIGINT and SIGTERM.
         .shutdown_signal(shutdown_signal());

@@ -1,8 +1,8 @@
 //! The receivers under attack, built the way the receiver examples are, on 127.0.0.1: the axum
 //! receiver's own `receiver_app::serve_axum_with` (hyper's HTTP/1.1 server with a timer and a
 //! header read timeout, the endpoint at `/kinde/webhook`), and an actix-web server set up as
-//! `examples/actix-receiver/src/main.rs` is (`client_request_timeout`, the endpoint through
-//! `web::resource(..).to(..)`, two workers). Only the bounds differ: the tests shorten them.
+//! `examples/actix-receiver/src/main.rs` is (`client_request_timeout`, no linger after a refused
+//! upload, the endpoint through `web::resource(..).to(..)`, two workers). Only the bounds differ: the tests shorten them.
 
 #![allow(dead_code)]
 
@@ -151,6 +151,7 @@ fn serve_actix(webhooks: Webhooks, limits: Limits) -> (SocketAddr, Stop) {
             )
     })
     .client_request_timeout(limits.header_read_timeout)
+    .client_disconnect_timeout(Duration::ZERO)
     .workers(2)
     .disable_signals()
     .bind(("127.0.0.1", 0))
