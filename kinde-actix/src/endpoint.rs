@@ -4,7 +4,7 @@ use actix_web::{web, Handler, HttpRequest, HttpResponse};
 use futures_util::future::LocalBoxFuture;
 use kinde_core::Webhooks;
 
-use crate::exchange;
+use crate::exchange::{self, Precheck};
 
 /// Receives Kinde webhooks wherever the app routes it: an actix-web [`Handler`] answering
 /// every request it gets with kinde-core (verified, deduplicated, dispatched).
@@ -69,8 +69,10 @@ impl Handler<(HttpRequest, web::Payload)> for WebhookEndpoint {
             return Box::pin(std::future::ready(HttpResponse::NotFound().finish()));
         }
         match exchange::precheck(&self.webhooks, &req, payload.into_inner()) {
-            Ok((admitted, payload)) => Box::pin(exchange::read_and_handle(admitted, payload)),
-            Err(early) => Box::pin(std::future::ready(early)),
+            Precheck::Admitted(admitted, payload) => {
+                Box::pin(exchange::read_and_handle(admitted, payload))
+            }
+            Precheck::Answered(early) => Box::pin(std::future::ready(early)),
         }
     }
 }

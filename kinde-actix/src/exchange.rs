@@ -31,18 +31,22 @@ pub(crate) struct Admitted {
     headers: http::HeaderMap,
 }
 
-/// The precheck: the admission to read the payload under, or the answer before reading
-/// anything (405, a declared oversize, 503 `too_many_deliveries`), which holds `payload` until
-/// it is written (see [`crate::body`]: the connection of an unread upload is closed).
-pub(crate) fn precheck(
-    webhooks: &Webhooks,
-    req: &HttpRequest,
-    payload: Payload,
-) -> Result<(Admitted, Payload), HttpResponse> {
+/// What the precheck decided.
+pub(crate) enum Precheck {
+    /// Let in: read `payload` under the admission.
+    Admitted(Admitted, Payload),
+    /// Answered before reading anything (405, a declared oversize, 503
+    /// `too_many_deliveries`); the answer holds the payload until it is written (see
+    /// [`crate::body`]: the connection of an unread upload is closed).
+    Answered(HttpResponse),
+}
+
+/// The precheck of `req` and its `payload`.
+pub(crate) fn precheck(webhooks: &Webhooks, req: &HttpRequest, payload: Payload) -> Precheck {
     let headers = convert::request_headers(req.headers());
     match adapter::precheck(webhooks, &convert::method(req.method()), &headers) {
-        Ok(admission) => Ok((Admitted { admission, headers }, payload)),
-        Err(early) => Err(body::hold_until_sent(convert::response(&early), payload)),
+        Ok(admission) => Precheck::Admitted(Admitted { admission, headers }, payload),
+        Err(early) => Precheck::Answered(body::hold_until_sent(convert::response(&early), payload)),
     }
 }
 

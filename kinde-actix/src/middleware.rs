@@ -5,7 +5,7 @@ use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Tr
 use actix_web::HttpMessage as _;
 use kinde_core::Webhooks;
 
-use crate::exchange;
+use crate::exchange::{self, Precheck};
 use crate::future::ResponseFuture;
 
 /// Receives Kinde webhooks on [`Webhooks::path`] in front of an actix-web app.
@@ -107,8 +107,8 @@ where
         }
         let payload = req.take_payload();
         let (admitted, payload) = match exchange::precheck(&self.webhooks, req.request(), payload) {
-            Ok(admitted) => admitted,
-            Err(early) => return ResponseFuture::ready(req.into_response(early)),
+            Precheck::Admitted(admitted, payload) => (admitted, payload),
+            Precheck::Answered(early) => return ResponseFuture::ready(req.into_response(early)),
         };
         let (http_req, _) = req.into_parts();
         ResponseFuture::webhook(async move {
