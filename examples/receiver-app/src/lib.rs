@@ -7,7 +7,8 @@
 //! - [`build_webhooks`]: typed handlers for `user.created`, `user.updated`, `user.deleted`,
 //!   `organization.created` and a fallback for every other type; each invocation reports
 //!   `handled <type> <event_id>` to a [`HandledSink`] (stdout in the receivers).
-//! - [`axum_app`] / [`serve_axum`] (feature `axum`): `GET /health` plus the kinde-tower layer.
+//! - [`axum_app`] / [`serve_axum`] (feature `axum`): `GET /health` plus the kinde-tower endpoint,
+//!   served by hyper with a header read timeout ([`HEADER_READ_TIMEOUT`]).
 
 mod config;
 #[cfg(feature = "axum")]
