@@ -52,9 +52,9 @@
 //! Memory held by bodies is then at most `body_limit × max_in_flight`. The request *head* is
 //! the server's: hyper without a timer waits for it forever, and `axum::serve` sets none. Serve
 //! with hyper's builder and a header read timeout (`http1::Builder::new().timer(TokioTimer::new())
-//! .header_read_timeout(..)`), as the repository's axum receiver does; see the README,
-//! "Serving". Neither timeout closes a busy keep-alive connection: the body deadline is per
-//! request, and the header timeout runs only while a head is awaited.
+//! .header_read_timeout(..)`), as the repository's axum receiver does (the README's "Mounting"
+//! shows the loop). Neither timeout closes a busy keep-alive connection: the body deadline is
+//! per request, and the header read timeout runs only while the server waits for a head.
 //!
 //! # Prove the mounting
 //!
