@@ -72,6 +72,8 @@
 //! A misplaced mounting fails silently: the app's own 404 answers every delivery. With the
 //! `testing` feature, one line in the app's tests catches it:
 //! `kinde_actix::testing::assert_mounted(app, "/kinde/webhook").await` (the `testing` module).
+//! The same feature makes signed deliveries as actix-web `TestRequest`s, to drive the whole
+//! `App` in a test: `kinde_actix::testing::delivery(&issuer, TestEvent::sample("user.created"))`.
 //!
 //! # Path semantics
 //!
