@@ -4,23 +4,15 @@
 //! them by the same rules, so nothing a client can send to actix-web is lost on the way.
 
 use actix_web::http::header as actix_header;
-use actix_web::http::{Method as ActixMethod, StatusCode as ActixStatus};
+use actix_web::http::{ConnectionType, Method as ActixMethod, StatusCode as ActixStatus};
 use actix_web::HttpResponse;
 use kinde_core::WebhookResponse;
 
-/// The request's method, for [`kinde_core::Webhooks::precheck`].
+/// The request's method, for [`kinde_core::adapter::precheck`].
 pub(crate) fn method(method: &ActixMethod) -> http::Method {
     // Cannot fail (both crates accept the same tokens); were it to, any method other than POST
     // is answered 405 alike, and GET (the default) is one.
     http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or_default()
-}
-
-/// The declared `Content-Length`, if it is a number.
-pub(crate) fn content_length(headers: &actix_header::HeaderMap) -> Option<u64> {
-    headers
-        .get(actix_header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
 /// Every request header, in order, repeated names kept.
@@ -39,17 +31,26 @@ pub(crate) fn request_headers(headers: &actix_header::HeaderMap) -> http::Header
     out
 }
 
-/// kinde-core's answer as an actix-web response: status, headers and body unchanged.
+/// kinde-core's answer as an actix-web response: status, headers and body unchanged. When the
+/// answer closes the connection (a 408: the body was not read to its end), the response head
+/// says so: actix-web writes the `Connection` header from the head, not from the header map,
+/// and closes the connection after the answer.
 pub(crate) fn response(answer: &WebhookResponse) -> HttpResponse {
     let status = ActixStatus::from_u16(answer.status().as_u16())
         .unwrap_or(ActixStatus::INTERNAL_SERVER_ERROR);
     let mut resp = HttpResponse::with_body(status, answer.body());
     for (name, value) in answer.headers().iter() {
+        if name == http::header::CONNECTION {
+            continue; // the head's connection type, below
+        }
         let name = actix_header::HeaderName::from_bytes(name.as_str().as_bytes());
         let value = actix_header::HeaderValue::from_bytes(value.as_bytes());
         if let (Ok(name), Ok(value)) = (name, value) {
             resp.headers_mut().append(name, value);
         }
+    }
+    if answer.closes_connection() {
+        resp.head_mut().set_connection_type(ConnectionType::Close);
     }
     resp.map_into_boxed_body()
 }
@@ -80,29 +81,28 @@ mod tests {
     }
 
     #[test]
-    fn methods_and_content_length() {
+    fn methods() {
         assert_eq!(method(&ActixMethod::POST), http::Method::POST);
         assert_eq!(method(&ActixMethod::PATCH), http::Method::PATCH);
         let custom = ActixMethod::from_bytes(b"PURGE").unwrap();
         assert_eq!(method(&custom).as_str(), "PURGE");
-        let req = TestRequest::post()
-            .insert_header(("content-length", "4194304"))
-            .to_http_request();
-        assert_eq!(content_length(req.headers()), Some(4_194_304));
-        let req = TestRequest::post()
-            .insert_header(("content-length", "lots"))
-            .to_http_request();
-        assert_eq!(content_length(req.headers()), None);
+    }
+
+    fn webhooks() -> kinde_core::Webhooks {
+        kinde_core::Webhooks::builder()
+            .issuer("acme.kinde.com")
+            .build()
+            .unwrap()
     }
 
     #[test]
     fn the_response_keeps_status_headers_and_body() {
-        let webhooks = kinde_core::Webhooks::builder()
-            .issuer("acme.kinde.com")
-            .build()
-            .unwrap();
-        let answer = webhooks.precheck(&http::Method::GET, None).unwrap();
+        let answer =
+            kinde_core::adapter::precheck(&webhooks(), &http::Method::GET, &http::HeaderMap::new())
+                .unwrap_err();
         let resp = response(&answer);
+        assert!(!answer.closes_connection());
+        assert_eq!(resp.head().connection_type(), ConnectionType::KeepAlive);
         assert_eq!(resp.status().as_u16(), answer.status().as_u16());
         for (name, value) in answer.headers().iter() {
             assert_eq!(
@@ -112,5 +112,34 @@ mod tests {
         }
         assert_eq!(resp.headers().get("allow").unwrap(), "POST");
         assert_eq!(resp.into_body().try_into_bytes().unwrap(), answer.body());
+    }
+
+    /// A 408 closes: actix-web ignores a `Connection` header in the map (it writes its own from
+    /// the head), so the head must say it.
+    #[actix_web::test]
+    async fn a_body_timeout_closes_the_connection() {
+        let webhooks = kinde_core::Webhooks::builder()
+            .issuer("acme.kinde.com")
+            .body_timeout(std::time::Duration::from_millis(1))
+            .build()
+            .unwrap();
+        let stalled = futures_util::stream::pending::<Result<bytes::Bytes, std::io::Error>>();
+        let answer = kinde_core::adapter::receive(
+            &webhooks,
+            &http::Method::POST,
+            &http::HeaderMap::new(),
+            stalled,
+        )
+        .await;
+        assert_eq!(
+            (answer.status().as_u16(), answer.outcome().code()),
+            (408, "body_timeout")
+        );
+        assert!(answer.closes_connection());
+        let resp = response(&answer);
+        assert_eq!(resp.status().as_u16(), 408);
+        assert_eq!(resp.head().connection_type(), ConnectionType::Close);
+        assert!(!resp.keep_alive());
+        assert!(resp.headers().get("connection").is_none());
     }
 }

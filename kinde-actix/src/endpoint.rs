@@ -4,7 +4,7 @@ use actix_web::{web, Handler, HttpRequest, HttpResponse};
 use futures_util::future::LocalBoxFuture;
 use kinde_core::Webhooks;
 
-use crate::exchange;
+use crate::exchange::{self, Precheck};
 
 /// Receives Kinde webhooks wherever the app routes it: an actix-web [`Handler`] answering
 /// every request it gets with kinde-core (verified, deduplicated, dispatched).
@@ -36,9 +36,11 @@ use crate::exchange;
 /// a request whose path was decoded to match (`/kinde/%77ebhook`) is not the webhook's: it is
 /// answered `404` with an empty body, as actix-web answers an unrouted path.
 ///
-/// The payload is read chunk by chunk up to [`Webhooks::body_limit`] (413 past it; a declared
-/// `Content-Length` over it is refused before reading). [`Webhooks::path`] is not used: it is
-/// the path of [`crate::WebhookMiddleware`].
+/// What a stranger can hold is bounded (see the crate docs, "Bounds"): the payload is read
+/// chunk by chunk up to [`Webhooks::body_limit`] (413 past it; a declared `Content-Length` over
+/// it is refused before reading), within the body deadline (`408 body_timeout`, then the
+/// connection is closed), and at most `max_in_flight` at once (`503 too_many_deliveries`).
+/// [`Webhooks::path`] is not used: it is the path of [`crate::WebhookMiddleware`].
 #[derive(Debug, Clone)]
 pub struct WebhookEndpoint {
     webhooks: Webhooks,
@@ -66,13 +68,11 @@ impl Handler<(HttpRequest, web::Payload)> for WebhookEndpoint {
         if !exchange::routed_verbatim(&req) {
             return Box::pin(std::future::ready(HttpResponse::NotFound().finish()));
         }
-        if let Some(early) = exchange::precheck(&self.webhooks, &req) {
-            return Box::pin(std::future::ready(early));
+        match exchange::precheck(&self.webhooks, &req, payload.into_inner()) {
+            Precheck::Admitted(admitted, payload) => {
+                Box::pin(exchange::read_and_handle(admitted, payload))
+            }
+            Precheck::Answered(early) => Box::pin(std::future::ready(early)),
         }
-        Box::pin(exchange::read_and_handle(
-            self.webhooks.clone(),
-            req,
-            payload.into_inner(),
-        ))
     }
 }

@@ -43,17 +43,37 @@
 //! }
 //! ```
 //!
-//! Only POST is accepted (405 with `Allow: POST` otherwise). The payload is read chunk by chunk
-//! and refused with 413 as soon as it passes [`Webhooks::body_limit`]; a declared
-//! `Content-Length` over the limit is refused before anything is read. Rejections (401, 405,
-//! 413, …) are responses, never service errors, and each status is chosen by kinde-core, so
-//! this adapter answers exactly like `kinde-tower`.
+//! Only POST is accepted (405 with `Allow: POST` otherwise). Rejections (401, 405, 413, …) are
+//! responses, never service errors, and each status is chosen by kinde-core, so this adapter
+//! answers exactly like `kinde-tower`.
+//!
+//! # Bounds
+//!
+//! A webhook endpoint is public: anyone can open a connection and start an upload. Both forms
+//! bound what such a stranger can hold, with the settings of the [`Webhooks`]:
+//!
+//! - the payload must arrive whole within `body_timeout` (default 10 s) **in total**, counted
+//!   from the end of the request head — a 1-byte trickle is cut off too: `408 body_timeout`,
+//!   and the connection is closed;
+//! - at most `max_in_flight` deliveries (default 1 024, shared by every worker: build the
+//!   [`Webhooks`] once) are read or handled at once; past it, `503 too_many_deliveries` with
+//!   `Retry-After`, at once, never a wait;
+//! - the payload is read chunk by chunk from actix-web's own payload stream and refused with
+//!   413 as soon as it passes [`Webhooks::body_limit`] (default 256 KiB); a declared
+//!   `Content-Length` over the limit is refused before anything is read. Nothing else buffers
+//!   it.
+//!
+//! Memory held by payloads is then at most `body_limit × max_in_flight`. The request *head* is
+//! bounded by actix-web's `HttpServer::client_request_timeout` (5 s by default; keep it at
+//! 30 s or less). Neither timeout closes a busy keep-alive connection.
 //!
 //! # Prove the mounting
 //!
 //! A misplaced mounting fails silently: the app's own 404 answers every delivery. With the
 //! `testing` feature, one line in the app's tests catches it:
 //! `kinde_actix::testing::assert_mounted(app, "/kinde/webhook").await` (the `testing` module).
+//! The same feature makes signed deliveries as actix-web `TestRequest`s, to drive the whole
+//! `App` in a test: `kinde_actix::testing::delivery(&issuer, TestEvent::sample("user.created"))`.
 //!
 //! # Path semantics
 //!

@@ -5,7 +5,7 @@ use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Tr
 use actix_web::HttpMessage as _;
 use kinde_core::Webhooks;
 
-use crate::exchange;
+use crate::exchange::{self, Precheck};
 use crate::future::ResponseFuture;
 
 /// Receives Kinde webhooks on [`Webhooks::path`] in front of an actix-web app.
@@ -31,9 +31,10 @@ use crate::future::ResponseFuture;
 /// exactly: `/kinde/webhook/`, `//kinde/webhook`, percent-encoded spellings (which actix-web
 /// decodes for routing), `;params` and other cases are the app's.
 ///
-/// The payload is read chunk by chunk and refused with 413 as soon as it passes
-/// [`Webhooks::body_limit`]; a declared `Content-Length` over the limit is refused before
-/// anything is read.
+/// The same bounds as [`crate::WebhookEndpoint`] (see the crate docs, "Bounds"): the payload
+/// is read chunk by chunk and refused with 413 as soon as it passes [`Webhooks::body_limit`]
+/// (a declared `Content-Length` over the limit is refused before anything is read), within the
+/// body deadline (408, then the connection is closed), at most `max_in_flight` at once (503).
 ///
 /// ```
 /// use actix_web::{web, App};
@@ -104,14 +105,14 @@ where
         if !exchange::is_webhook_path(&self.webhooks, req.request()) {
             return ResponseFuture::inner(self.service.call(req));
         }
-        if let Some(early) = exchange::precheck(&self.webhooks, req.request()) {
-            return ResponseFuture::ready(req.into_response(early));
-        }
         let payload = req.take_payload();
+        let (admitted, payload) = match exchange::precheck(&self.webhooks, req.request(), payload) {
+            Precheck::Admitted(admitted, payload) => (admitted, payload),
+            Precheck::Answered(early) => return ResponseFuture::ready(req.into_response(early)),
+        };
         let (http_req, _) = req.into_parts();
-        let webhooks = self.webhooks.clone();
         ResponseFuture::webhook(async move {
-            let answer = exchange::read_and_handle(webhooks, http_req.clone(), payload).await;
+            let answer = exchange::read_and_handle(admitted, payload).await;
             ServiceResponse::new(http_req, answer)
         })
     }

@@ -38,9 +38,11 @@ use crate::{EndpointBody, EndpointFuture};
 /// serve it through `hyper_util::service::TowerToHyperService` (mount it on a path with
 /// [`crate::WebhookLayer`] instead if hyper serves an app of its own).
 ///
-/// Bodies are read up to [`Webhooks::body_limit`] (413 past it; a declared `Content-Length`
-/// over it is refused before reading). [`Webhooks::path`] is not used: it is the path of the
-/// layer.
+/// What a stranger can hold is bounded (see the crate docs, "Bounds"): bodies are read up to
+/// [`Webhooks::body_limit`] (413 past it; a declared `Content-Length` over it is refused
+/// before reading), within the body deadline (`408 body_timeout`, then the connection is
+/// closed), and at most `max_in_flight` at once (`503 too_many_deliveries` past it).
+/// [`Webhooks::path`] is not used: it is the path of the layer.
 #[derive(Debug, Clone)]
 pub struct WebhookEndpoint {
     webhooks: Webhooks,

@@ -1,49 +1,47 @@
-//! The one place where a request for the webhook becomes kinde-core's answer: the precheck
-//! (method, declared length), the body read up to kinde-core's limit, and `Webhooks::handle`.
+//! The one place where a request for the webhook becomes kinde-core's answer, through
+//! [`kinde_core::adapter`]: the precheck (method, declared length, a permit of the in-flight
+//! pool), then the body read under the limit and the body deadline, then `Webhooks::handle`.
 //! [`crate::WebhookEndpoint`] and [`crate::WebhookService`] both answer through [`answer`].
 
-use bytes::Bytes;
-use http::{header, HeaderMap, Request, Response};
+use bytes::Buf as _;
+use http::{Request, Response};
 use http_body::Body;
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use kinde_core::{WebhookResponse, Webhooks};
+use http_body_util::BodyExt as _;
+use kinde_core::{adapter, WebhookResponse, Webhooks};
 
 use crate::{EndpointBody, EndpointFuture};
 
 /// The error type a request body may fail with.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// kinde-core's answer to `req`. 405 and 413 for a declared oversize are answered at once,
-/// without reading or boxing anything; otherwise the body is read, never past the limit.
+/// kinde-core's answer to `req`. What the precheck refuses (405, a declared oversize, 503
+/// `too_many_deliveries`) is answered at once, without reading or boxing anything; otherwise
+/// the body is read chunk by chunk, never past the limit nor the deadline, holding the permit
+/// until the answer is ready.
+///
+/// A `408 body_timeout` carries `Connection: close`, which makes hyper close the connection
+/// after the answer (hyper also closes any connection whose request body was left unread).
 pub(crate) fn answer<B>(webhooks: &Webhooks, req: Request<B>) -> EndpointFuture
 where
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    if let Some(early) = webhooks.precheck(req.method(), content_length(req.headers())) {
-        return EndpointFuture::ready(to_http(early));
-    }
-    let webhooks = webhooks.clone();
+    let admission = match adapter::precheck(webhooks, req.method(), req.headers()) {
+        Ok(admission) => admission,
+        Err(early) => return EndpointFuture::ready(to_http(early)),
+    };
     EndpointFuture::reading(async move {
         let (parts, body) = req.into_parts();
-        let answer = match Limited::new(body, webhooks.body_limit()).collect().await {
-            Ok(collected) => webhooks.handle(&parts.headers, &collected.to_bytes()).await,
-            Err(e) if e.is::<LengthLimitError>() => webhooks.payload_too_large(),
-            Err(_) => webhooks.body_read_failed(),
-        };
-        to_http(answer)
+        // Each data frame as `Bytes` (no copy when it is `Bytes` already, as with hyper's).
+        let chunks = body
+            .map_frame(|frame| frame.map_data(|mut data| data.copy_to_bytes(data.remaining())))
+            .map_err(Into::<BoxError>::into)
+            .into_data_stream();
+        to_http(admission.receive(&parts.headers, chunks).await)
     })
 }
 
-/// The declared `Content-Length`, if it is a number.
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-}
-
 fn to_http(answer: WebhookResponse) -> Response<EndpointBody> {
-    answer.into_http().map(|b: Bytes| EndpointBody::new(b))
+    answer.into_http().map(EndpointBody::new)
 }

@@ -36,6 +36,26 @@
 //! Rejections (401, 405, 413, …) are responses, never service errors; the status of each is
 //! chosen by kinde-core, so every mounting form and both adapters answer alike.
 //!
+//! # Bounds
+//!
+//! A webhook endpoint is public: anyone can open a connection and start an upload. Both forms
+//! bound what such a stranger can hold, with the settings of the [`Webhooks`]:
+//!
+//! - the body must arrive whole within `body_timeout` (default 10 s) **in total**, counted from
+//!   the end of the request head — a 1-byte trickle is cut off too: `408 body_timeout` with
+//!   `Connection: close`, and hyper closes the connection;
+//! - at most `max_in_flight` deliveries (default 1 024, shared by every clone of the
+//!   [`Webhooks`]) are read or handled at once; past it, `503 too_many_deliveries` with
+//!   `Retry-After`, at once, never a wait;
+//! - a body is never buffered past `body_limit` (default 256 KiB): `413`.
+//!
+//! Memory held by bodies is then at most `body_limit × max_in_flight`. The request *head* is
+//! the server's: hyper without a timer waits for it forever, and `axum::serve` sets none. Serve
+//! with hyper's builder and a header read timeout (`http1::Builder::new().timer(TokioTimer::new())
+//! .header_read_timeout(..)`), as the repository's axum receiver does (the README's "Mounting"
+//! shows the loop). Neither timeout closes a busy keep-alive connection: the body deadline is
+//! per request, and the header read timeout runs only while the server waits for a head.
+//!
 //! # Prove the mounting
 //!
 //! A misplaced mounting fails silently: the app's own 404 (or a fallback's 200) answers every

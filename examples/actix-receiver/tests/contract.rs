@@ -26,6 +26,11 @@ async fn each_handler_call_prints_one_line() {
 }
 
 #[tokio::test]
+async fn webhook_path_is_literal_never_a_pattern() {
+    contract::literal_path(BIN).await;
+}
+
+#[tokio::test]
 async fn starts_and_serves_while_the_issuer_is_unreachable() {
     contract::issuer_unreachable_at_start(BIN).await;
 }
@@ -33,6 +38,11 @@ async fn starts_and_serves_while_the_issuer_is_unreachable() {
 #[tokio::test]
 async fn two_receivers_sharing_redis_handle_each_event_once() {
     contract::shared_redis(BIN).await;
+}
+
+#[tokio::test]
+async fn two_receivers_sharing_a_redis_cluster_handle_each_event_once() {
+    contract::shared_redis_cluster(BIN).await;
 }
 
 #[tokio::test]

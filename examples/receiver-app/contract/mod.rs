@@ -109,7 +109,8 @@ impl Receiver {
     }
 }
 
-/// Runs the binary with `envs` and expects a non-zero exit with one stderr line naming `var`.
+/// Runs the binary with `envs` and expects exit status 2 (bad settings) with one stderr line
+/// naming `var`.
 pub async fn refuses(bin: &str, envs: &[(&str, &str)], var: &str) {
     let mut cmd = Command::new(bin);
     cmd.env_clear().stdin(Stdio::null());
@@ -120,7 +121,7 @@ pub async fn refuses(bin: &str, envs: &[(&str, &str)], var: &str) {
         .await
         .expect("receiver exits")
         .unwrap();
-    assert!(!out.status.success(), "{var}: exited 0");
+    assert_eq!(out.status.code(), Some(2), "{var}: {:?}", out.status);
     assert!(out.stdout.is_empty(), "{var}: wrote to stdout");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -161,6 +162,22 @@ pub async fn bad_settings(bin: &str) {
         "REDIS_URL",
     )
     .await;
+    // Two idempotency stores: refused before anything is opened (the file is not created).
+    let dir = std::env::temp_dir().join(format!("kinde-contract-{}", std::process::id()));
+    let file = dir.join("never-created.redb");
+    for var in ["KINDE_STORE_PATH", "REDIS_URL"] {
+        refuses(
+            bin,
+            &[
+                ("KINDE_DOMAIN", "acme.kinde.com"),
+                ("KINDE_STORE_PATH", file.to_str().unwrap()),
+                ("REDIS_URL", "redis://127.0.0.1:1"),
+            ],
+            var,
+        )
+        .await;
+    }
+    assert!(!file.exists(), "the store file was created");
 }
 
 /// Deliveries: one stdout line per handler call, exactly `handled <type> <event_id>`.
@@ -201,6 +218,55 @@ pub async fn handled_lines(bin: &str) {
     assert_eq!(jwks.fetch_count(), 1);
 }
 
+/// `WEBHOOK_PATH` is a literal path, never a route pattern: with `{id}` in it, exactly that path
+/// is the webhook's (sent as is: a client that percent-encodes the braces sends another path),
+/// and `/hooks/anything` is not.
+pub async fn literal_path(bin: &str) {
+    let issuer = TestIssuer::new();
+    let jwks = issuer.serve().await;
+    let mut r = Receiver::start(
+        bin,
+        &[
+            ("KINDE_DOMAIN", jwks.url()),
+            ("WEBHOOK_PATH", "/hooks/{id}".into()),
+        ],
+    )
+    .await;
+    let ev = TestEvent::sample("user.created");
+    let id = ev.id().to_owned();
+    let token = issuer.sign(&ev.into_claims());
+    assert_eq!(post_raw(r.addr, "/hooks/anything", &token).await, 404);
+    assert_eq!(post_raw(r.addr, "/hooks/{id}", &token).await, 200);
+    assert_eq!(
+        r.next_line().await.as_deref(),
+        Some(format!("handled user.created {id}").as_str())
+    );
+    let rest = r.stop().await;
+    assert!(rest.is_empty(), "unexpected stdout: {rest:?}");
+}
+
+/// POSTs `token` to `path` exactly as written (no percent-encoding) and returns the status.
+async fn post_raw(addr: SocketAddr, path: &str, token: &str) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/jwt\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{token}",
+        token.len()
+    );
+    conn.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut resp))
+        .await
+        .expect("an answer within 30 s")
+        .unwrap();
+    let resp = String::from_utf8_lossy(&resp);
+    resp.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {resp:?}"))
+}
+
 /// Starts with the issuer unreachable, answers 503, then 200 once the JWKS can be fetched.
 pub async fn issuer_unreachable_at_start(bin: &str) {
     let jwks_addr = free_addr();
@@ -226,25 +292,44 @@ pub async fn issuer_unreachable_at_start(bin: &str) {
     r.stop().await;
 }
 
-/// `REDIS_URL`: two receiver processes sharing one Redis handle each event exactly once, whichever
-/// gets the deliveries. Skips (saying why) without `KINDE_TEST_REDIS_URL`, unless
-/// `KINDE_REQUIRE_REDIS=1`.
+/// `REDIS_URL` with one server: two receiver processes sharing one Redis handle each event
+/// exactly once, whichever gets the deliveries. Skips (saying why) without
+/// `KINDE_TEST_REDIS_URL`, unless `KINDE_REQUIRE_REDIS=1`.
 pub async fn shared_redis(bin: &str) {
-    let Some(redis) = std::env::var("KINDE_TEST_REDIS_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-    else {
+    if let Some(url) = redis_env("KINDE_TEST_REDIS_URL") {
+        two_receivers_share(bin, url).await;
+    }
+}
+
+/// `REDIS_URL` as a comma-separated list (cluster mode): the same, against the test cluster's
+/// six nodes (`KINDE_TEST_REDIS_CLUSTER_URLS`, a 3-master cluster with replicas). Skips like
+/// [`shared_redis`].
+pub async fn shared_redis_cluster(bin: &str) {
+    if let Some(urls) = redis_env("KINDE_TEST_REDIS_CLUSTER_URLS") {
+        assert!(urls.contains(','), "a list of nodes: {urls}");
+        two_receivers_share(bin, urls).await;
+    }
+}
+
+/// The variable's value, or `None` after saying why the test skips (a failure instead with
+/// `KINDE_REQUIRE_REDIS=1`).
+fn redis_env(var: &str) -> Option<String> {
+    let value = std::env::var(var).ok().filter(|v| !v.is_empty());
+    if value.is_none() {
         assert_ne!(
             std::env::var("KINDE_REQUIRE_REDIS").as_deref(),
             Ok("1"),
-            "KINDE_TEST_REDIS_URL is not set and KINDE_REQUIRE_REDIS=1: run `source scripts/redis-up.sh`"
+            "{var} is not set and KINDE_REQUIRE_REDIS=1: run `source scripts/redis-up.sh`"
         );
-        eprintln!("skipped: KINDE_TEST_REDIS_URL is not set (run `source scripts/redis-up.sh`)");
-        return;
-    };
+        eprintln!("skipped: {var} is not set (run `source scripts/redis-up.sh`)");
+    }
+    value
+}
+
+async fn two_receivers_share(bin: &str, redis_url: String) {
     let issuer = TestIssuer::new();
     let jwks = issuer.serve().await;
-    let envs = [("KINDE_DOMAIN", jwks.url()), ("REDIS_URL", redis)];
+    let envs = [("KINDE_DOMAIN", jwks.url()), ("REDIS_URL", redis_url)];
     let mut a = Receiver::start(bin, &envs).await;
     let b = Receiver::start(bin, &envs).await;
     let mut ids = Vec::new();

@@ -7,7 +7,8 @@
 //! - [`build_webhooks`]: typed handlers for `user.created`, `user.updated`, `user.deleted`,
 //!   `organization.created` and a fallback for every other type; each invocation reports
 //!   `handled <type> <event_id>` to a [`HandledSink`] (stdout in the receivers).
-//! - [`axum_app`] / [`serve_axum`] (feature `axum`): `GET /health` plus the kinde-tower layer.
+//! - [`axum_app`] / [`serve_axum`] (feature `axum`): `GET /health` plus the kinde-tower endpoint,
+//!   served by hyper with a header read timeout ([`HEADER_READ_TIMEOUT`]).
 
 mod config;
 #[cfg(feature = "axum")]
@@ -15,7 +16,7 @@ mod http_app;
 
 pub use config::{Config, ConfigError};
 #[cfg(feature = "axum")]
-pub use http_app::{axum_app, serve_axum};
+pub use http_app::{axum_app, serve_axum, serve_axum_with, HEADER_READ_TIMEOUT};
 
 use std::io::Write as _;
 use std::net::SocketAddr;

@@ -96,32 +96,6 @@ impl Webhooks {
         });
     }
 
-    /// Transitional: use [`crate::adapter::precheck`].
-    #[doc(hidden)]
-    pub fn precheck(
-        &self,
-        method: &http::Method,
-        content_length: Option<u64>,
-    ) -> Option<WebhookResponse> {
-        let mut headers = HeaderMap::new();
-        if let Some(n) = content_length {
-            headers.insert(http::header::CONTENT_LENGTH, n.into());
-        }
-        crate::adapter::precheck(self, method, &headers).err()
-    }
-
-    /// Transitional: the adapters' 413.
-    #[doc(hidden)]
-    pub fn payload_too_large(&self) -> WebhookResponse {
-        WebhookResponse::new(Outcome::PayloadTooLarge)
-    }
-
-    /// Transitional: the adapters' 400 for an unreadable body.
-    #[doc(hidden)]
-    pub fn body_read_failed(&self) -> WebhookResponse {
-        WebhookResponse::new(Outcome::BodyReadFailed)
-    }
-
     /// Verifies one token and nothing else: the signature, the token kind, the claims and the
     /// replay window — no deduplication, no handler. For receivers that do the rest themselves
     /// (a queue, a serverless function).

@@ -7,8 +7,8 @@ use kinde_core::testing::{access_token_claims, sign_hs256, TestEvent, TestKey};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::client::{Body, Req};
-use super::servers::Server;
+use super::client::{Body, Req, Resp};
+use super::servers::{Server, FAILING, TIGHT_PATH};
 
 /// Something done to the server before the case's request.
 #[derive(Debug, Clone, Copy)]
@@ -19,6 +19,16 @@ pub enum Action {
     ResumeJwks,
     /// Waits out the JWKS refetch cooldown, so the next unknown kid is fetched.
     PassCooldown,
+    /// Switches the idempotency store off (every call fails), and on again.
+    StoreOff,
+    StoreOn,
+    /// Starts a delivery of a gated event in the background and waits until its handler runs;
+    /// then lets it through and checks it was answered `200 handled`.
+    StartGated,
+    ReleaseGated,
+    /// Takes the tight receiver's one permit with a stalled upload; then lets it go.
+    HoldTight,
+    ReleaseTight,
 }
 
 /// What a case remembers for a later one (per server).
@@ -28,6 +38,15 @@ pub struct Memo {
     pub delivered: Option<String>,
     /// A token refused while the keys could not be fetched (for its retry).
     pub held: Option<String>,
+    /// A token refused while the store was off (for its retry).
+    pub store_held: Option<String>,
+    /// A token whose handler failed (for its retry).
+    pub failed: Option<String>,
+    /// The gated delivery's token, and its answer once let through.
+    pub gated: Option<String>,
+    pub gated_answer: Option<tokio::task::JoinHandle<Resp>>,
+    /// The upload holding the tight receiver's permit.
+    pub tight_holder: Option<tokio::net::TcpStream>,
 }
 
 /// The expected body.
@@ -49,6 +68,8 @@ pub struct Expect {
     pub handled: bool,
     /// The `Allow` header, if one must be sent.
     pub allow: Option<&'static str>,
+    /// Whether the answer says `Connection: close` and the server closes (sent keep-alive).
+    pub closes: bool,
 }
 
 /// Builds a case's request from its server (and what earlier cases remembered).
@@ -57,6 +78,8 @@ pub type MakeRequest = Box<dyn Fn(&Server, &mut Memo) -> Req + Send + Sync>;
 pub struct Case {
     pub name: &'static str,
     pub before: &'static [Action],
+    /// Done after the answer was read.
+    pub after: &'static [Action],
     pub request: MakeRequest,
     pub expect: Expect,
 }
@@ -69,6 +92,7 @@ fn case(
     Case {
         name,
         before: &[],
+        after: &[],
         request: Box::new(request),
         expect,
     }
@@ -80,8 +104,18 @@ impl Case {
         self
     }
 
+    fn after(mut self, actions: &'static [Action]) -> Self {
+        self.after = actions;
+        self
+    }
+
     fn allow(mut self, allow: &'static str) -> Self {
         self.expect.allow = Some(allow);
+        self
+    }
+
+    fn closes(mut self) -> Self {
+        self.expect.closes = true;
         self
     }
 }
@@ -93,6 +127,15 @@ fn answered(code: &'static str, handled: bool) -> Expect {
         body: Expected::Code(code),
         handled,
         allow: None,
+        closes: false,
+    }
+}
+
+/// Failed with this status and code after the handler ran once.
+fn failed(status: u16, code: &'static str) -> Expect {
+    Expect {
+        handled: true,
+        ..refused(status, code)
     }
 }
 
@@ -103,6 +146,7 @@ fn refused(status: u16, code: &'static str) -> Expect {
         body: Expected::Code(code),
         handled: false,
         allow: None,
+        closes: false,
     }
 }
 
@@ -113,6 +157,7 @@ fn app(status: u16, body: Expected) -> Expect {
         body,
         handled: false,
         allow: None,
+        closes: false,
     }
 }
 
@@ -302,6 +347,96 @@ pub fn table() -> Vec<Case> {
             malformed(),
             |s, _| deliver(s, vec![b'a'; kinde_core::DEFAULT_BODY_LIMIT]),
         ),
+        // Verified, then: no handler, a failing handler, data its type does not allow.
+        case(
+            "a verified type with no handler",
+            answered("ignored", false),
+            |s, _| {
+                let ev = TestEvent::sample("organization.updated");
+                deliver(s, s.issuer.sign(&ev.into_claims()))
+            },
+        ),
+        case(
+            "a handler that fails",
+            failed(500, "handler_failed"),
+            |s, m| {
+                let token = s
+                    .issuer
+                    .sign(&TestEvent::raw(FAILING, json!({})).into_claims());
+                m.failed = Some(token.clone());
+                deliver(s, token)
+            },
+        ),
+        case(
+            "the failed event's retry runs the handler again",
+            failed(500, "handler_failed"),
+            |s, m| deliver(s, m.failed.clone().expect("failed first")),
+        ),
+        case(
+            "data its typed handler cannot parse",
+            refused(500, "unparseable_event"),
+            |s, _| {
+                let ev = TestEvent::sample("user.created").claim("data", json!({"user": 7}));
+                deliver(s, s.issuer.sign(&ev.into_claims()))
+            },
+        ),
+        // The same event while its handler runs, and after.
+        case(
+            "the same event while its handler runs",
+            refused(409, "in_progress"),
+            |s, m| deliver(s, m.gated.clone().expect("gated delivery started")),
+        )
+        .before(&[StartGated])
+        .after(&[ReleaseGated]),
+        case(
+            "the same event once handled",
+            answered("duplicate", false),
+            |s, m| deliver(s, m.gated.clone().expect("gated delivery started")),
+        ),
+        // The idempotency store goes down, then comes back.
+        case(
+            "the store is unreachable",
+            refused(503, "store_unavailable"),
+            |s, m| {
+                let token = fresh(s);
+                m.store_held = Some(token.clone());
+                deliver(s, token)
+            },
+        )
+        .before(&[StoreOff])
+        .after(&[StoreOn]),
+        case(
+            "store back, the retry",
+            answered("handled", true),
+            |s, m| deliver(s, m.store_held.clone().expect("held while down")),
+        ),
+        // The bounds, on the tight receiver (one delivery in flight, a 1 s body deadline).
+        case(
+            "a body that stops (the body deadline)",
+            refused(408, "body_timeout"),
+            |s, _| {
+                let token = fresh(s);
+                let started = token.as_bytes()[..20].to_vec();
+                let mut req = deliver(s, "").body(Body::Partial {
+                    declared: token.len() as u64,
+                    sent: started,
+                });
+                req.path = TIGHT_PATH.into();
+                req.keep_alive()
+            },
+        )
+        .closes(),
+        case(
+            "past the deliveries in flight",
+            refused(503, "too_many_deliveries"),
+            |s, _| {
+                let mut req = deliver(s, fresh(s));
+                req.path = TIGHT_PATH.into();
+                req
+            },
+        )
+        .before(&[HoldTight])
+        .after(&[ReleaseTight]),
         // Everything else is the app's.
         case("GET /health", app(200, Text("ok")), |_, _| {
             Req::new("GET", "/health")
@@ -386,7 +521,7 @@ fn signed_at(s: &Server, t: OffsetDateTime) -> String {
 }
 
 /// A delivery of `body` as Kinde sends it.
-fn deliver(s: &Server, body: impl Into<Vec<u8>>) -> Req {
+pub fn deliver(s: &Server, body: impl Into<Vec<u8>>) -> Req {
     Req::new("POST", &s.path)
         .header("content-type", "application/jwt")
         .header("webhook-id", "msg_1")

@@ -17,6 +17,8 @@ pub enum Body {
     Full(Vec<u8>),
     /// A declared `Content-Length` and nothing sent after the head.
     Declared(u64),
+    /// A declared `Content-Length`, these first bytes of the body, and nothing more.
+    Partial { declared: u64, sent: Vec<u8> },
     /// `Transfer-Encoding: chunked`, these chunks; the terminating chunk only if `finish`.
     Chunked { chunks: Vec<Vec<u8>>, finish: bool },
 }
@@ -28,6 +30,8 @@ pub struct Req {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Body,
+    /// Sent without `connection: close`, to see whether the server closes after its answer.
+    pub keep_alive: bool,
 }
 
 impl Req {
@@ -37,7 +41,14 @@ impl Req {
             path: path.to_owned(),
             headers: Vec::new(),
             body: Body::Empty,
+            keep_alive: false,
         }
+    }
+
+    /// Sends it without `connection: close`: the answer then says whether the server closed.
+    pub fn keep_alive(mut self) -> Self {
+        self.keep_alive = true;
+        self
     }
 
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -55,29 +66,32 @@ impl Req {
         match &self.body {
             Body::Full(b) => b.clone(),
             Body::Chunked { chunks, .. } => chunks.concat(),
-            Body::Empty | Body::Declared(_) => Vec::new(),
+            Body::Empty | Body::Declared(_) | Body::Partial { .. } => Vec::new(),
         }
     }
 
-    fn encode(&self, addr: SocketAddr) -> Vec<u8> {
-        let mut head = format!(
-            "{} {} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n",
-            self.method, self.path
-        );
+    /// The bytes sent for this request.
+    pub fn encode(&self, addr: SocketAddr) -> Vec<u8> {
+        let mut head = format!("{} {} HTTP/1.1\r\nhost: {addr}\r\n", self.method, self.path);
+        if !self.keep_alive {
+            head.push_str("connection: close\r\n");
+        }
         for (k, v) in &self.headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         match &self.body {
             Body::Empty => {}
             Body::Full(b) => head.push_str(&format!("content-length: {}\r\n", b.len())),
-            Body::Declared(n) => head.push_str(&format!("content-length: {n}\r\n")),
+            Body::Declared(n) | Body::Partial { declared: n, .. } => {
+                head.push_str(&format!("content-length: {n}\r\n"))
+            }
             Body::Chunked { .. } => head.push_str("transfer-encoding: chunked\r\n"),
         }
         head.push_str("\r\n");
         let mut out = head.into_bytes();
         match &self.body {
             Body::Empty | Body::Declared(_) => {}
-            Body::Full(b) => out.extend_from_slice(b),
+            Body::Full(b) | Body::Partial { sent: b, .. } => out.extend_from_slice(b),
             Body::Chunked { chunks, finish } => {
                 for c in chunks.iter().filter(|c| !c.is_empty()) {
                     out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
@@ -100,6 +114,9 @@ pub struct Resp {
     /// Lower-cased names.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// For a keep-alive request: whether the server closed the connection after the answer
+    /// (within 10 s: a bound, not a timing assertion).
+    pub closed: Option<bool>,
 }
 
 impl Resp {
@@ -136,8 +153,27 @@ pub async fn send(addr: SocketAddr, req: &Req) -> Resp {
             req.method, req.path
         )
     });
+    let mut resp = resp;
+    if req.keep_alive {
+        resp.closed = Some(closes(&mut rd).await);
+    }
     writer.abort();
     resp
+}
+
+/// Whether the server closes (EOF or a reset) within 10 s; bytes after the answer are ignored.
+async fn closes(rd: &mut (impl tokio::io::AsyncRead + Unpin)) -> bool {
+    let closed = async {
+        let mut chunk = [0u8; 1024];
+        while let Ok(n) = rd.read(&mut chunk).await {
+            if n == 0 {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), closed)
+        .await
+        .is_ok()
 }
 
 async fn read_response(rd: &mut (impl tokio::io::AsyncRead + Unpin), head_request: bool) -> Resp {
@@ -192,6 +228,7 @@ fn parse(mut buf: &[u8], eof: bool, head_request: bool) -> Option<Resp> {
             status,
             headers,
             body,
+            closed: None,
         });
     }
 }
