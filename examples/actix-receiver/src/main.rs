@@ -1,59 +1,63 @@
 //! The actix receiver: `cargo run --release -p actix-receiver`.
 //!
-//! The same contract as the axum receiver. Env: `KINDE_DOMAIN` (required), `KINDE_JWKS_URL`,
-//! `BIND` (default `127.0.0.1:3000`), `WEBHOOK_PATH` (default `/kinde/webhook`), and the
-//! idempotency store: `REDIS_URL` (shared by several receivers) or `KINDE_STORE_PATH` (a file
-//! that survives restarts, one receiver per file; both set is an error), in memory when neither
-//! is set. Stdout carries exactly one line per handler invocation, `handled <type> <event_id>`; logs go
-//! to stderr. `GET /health` answers `ok`. It starts while the issuer is unreachable (deliveries
-//! get 503 until the keys can be fetched) and stops gracefully on SIGINT or SIGTERM.
+//! The same contract as the axum receiver (`examples/README.md`). Env: `KINDE_DOMAIN`
+//! (required), `KINDE_JWKS_URL`, `BIND` (default `127.0.0.1:3000`), `WEBHOOK_PATH` (default
+//! `/kinde/webhook`), the idempotency store — `REDIS_URL` (shared by several receivers) or
+//! `KINDE_STORE_PATH` (a file that survives restarts, one receiver per file; both set is an
+//! error), in memory when neither is set — `KINDE_ORDERING`, `KINDE_PARK_AFTER` and
+//! `METRICS_BIND`. A bad setting exits 2 with one line naming it. Stdout carries exactly one line
+//! per handler call, `handled <type> <event_id>`; logs go to stderr. `GET /health` answers `ok`.
+//! It starts while the issuer is unreachable (deliveries get 503 until the keys can be fetched)
+//! and stops gracefully on SIGINT or SIGTERM.
 //!
-//! The receiver is built once, before the server, and cloned into every worker's app: all
-//! workers share one idempotency store, one key cache and one bound on deliveries in flight.
 //! The webhook is an endpoint the app's router mounts at `WEBHOOK_PATH`, exactly: no path
-//! normalization in front of it (a path actix-web would read as a pattern, with `{`, `}` or a
-//! trailing `*`, is intercepted by the middleware instead, literally). A request head must arrive within 10 s
+//! normalization in front of it. A request head must arrive within 10 s
 //! (`client_request_timeout`), a body within the receiver's body deadline (10 s).
 
 use std::time::Duration;
 
-use actix_web::middleware::Condition;
 use actix_web::{web, App, HttpServer};
-use kinde_actix::{WebhookEndpoint, WebhookMiddleware};
+use kinde_actix::WebhookEndpoint;
+use kinde_core::event::{Event, OrganizationCreated, UserCreated, UserDeleted, UserUpdated};
+use kinde_core::{Event as AnyEvent, State, Webhooks};
 use receiver_app::{
-    config_or_exit, init_tracing, listen_failed, shutdown_signal, webhooks_or_exit, Config,
+    init_tracing, install_metrics, listen_failed, or_exit, report, shutdown_signal, stdout_sink,
+    Config, ConfigError, HandledSink,
 };
 
 /// How long a client may take to send a request head: the axum receiver's
 /// `receiver_app::HEADER_READ_TIMEOUT`, too.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+type Out = State<HandledSink>;
+
 fn main() {
     let _logs = init_tracing();
-    let config = config_or_exit();
-    let webhooks = webhooks_or_exit(&config);
+    let config = or_exit(Config::from_env());
+
+    // The receiver, built once before the server: every worker gets a clone, so all share one
+    // idempotency store and one key cache. The settings above, one typed handler per type this
+    // receiver cares about, and a fallback for every other type; each prints its `handled` line.
+    let webhooks = or_exit(config.configure(Webhooks::builder()))
+        .state(stdout_sink())
+        .on(async |State(out): Out, e: Event<UserCreated>| report(&out, &e.meta))
+        .on(async |State(out): Out, e: Event<UserUpdated>| report(&out, &e.meta))
+        .on(async |State(out): Out, e: Event<UserDeleted>| report(&out, &e.meta))
+        .on(async |State(out): Out, e: Event<OrganizationCreated>| report(&out, &e.meta))
+        .fallback(async |State(out): Out, e: AnyEvent| report(&out, &e.meta))
+        .build();
+    let webhooks = or_exit(webhooks.map_err(ConfigError::Webhooks));
+
     let served = actix_web::rt::System::new().block_on(async move {
-        // Start-up never waits for the issuer.
-        webhooks.warm_up();
+        // Bound before anything answers (so before `/health` says 200).
+        or_exit(install_metrics(&config));
+        webhooks.warm_up(); // start-up never waits for the issuer
         let path = config.webhook_path.clone();
-        // actix-web reads `{..}` in a resource path as a capture and a trailing `*` as a tail,
-        // with no way to escape them: such a `WEBHOOK_PATH` is intercepted by the middleware
-        // instead, which compares the path literally (same answers, same exact-path rule).
-        let literal = is_pattern(&path);
         let server = HttpServer::new(move || {
-            let endpoint = WebhookEndpoint::new(webhooks.clone());
-            let path = path.clone();
+            // The app: its own routes, and the webhook endpoint as a resource of its router.
             App::new()
-                .wrap(Condition::new(
-                    literal,
-                    WebhookMiddleware::new(webhooks.clone()),
-                ))
                 .route("/health", web::get().to(|| async { "ok" }))
-                .configure(move |cfg| {
-                    if !literal {
-                        cfg.service(web::resource(path.as_str()).to(endpoint));
-                    }
-                })
+                .service(web::resource(path.as_str()).to(WebhookEndpoint::new(webhooks.clone())))
         })
         // A request head must arrive within this (actix-web answers 408 and closes past it);
         // the body has its own deadline, the receiver's `body_timeout`.
@@ -76,11 +80,6 @@ fn main() {
         eprintln!("error: server failed: {e}");
         std::process::exit(1);
     }
-}
-
-/// Whether actix-web's router would read `path` as a pattern rather than a literal path.
-fn is_pattern(path: &str) -> bool {
-    path.contains(['{', '}']) || path.ends_with('*')
 }
 
 fn log_listening(config: &Config) {

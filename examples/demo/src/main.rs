@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use kinde_core::testing::{TestEvent, TestIssuer, TestKey};
-use receiver_app::{build_webhooks, serve_axum, Config, HandledSink};
+use receiver_app::{axum_app, build_webhooks, serve_axum, Config, HandledSink};
 
 struct Row {
     what: &'static str,
@@ -39,7 +39,7 @@ async fn main() {
         config.webhook_path
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_axum(listener, webhooks, async {
+    let server = tokio::spawn(serve_axum(listener, axum_app(webhooks), async {
         let _ = stopped.await;
     }));
 

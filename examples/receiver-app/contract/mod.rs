@@ -147,12 +147,22 @@ pub async fn bad_settings(bin: &str) {
         "BIND",
     )
     .await;
-    refuses(
-        bin,
-        &[("KINDE_DOMAIN", "acme.kinde.com"), ("WEBHOOK_PATH", "hook")],
-        "WEBHOOK_PATH",
-    )
-    .await;
+    for path in ["hook", "/health", "/hooks/{id}", "/hooks/*", "/a b"] {
+        refuses(
+            bin,
+            &[("KINDE_DOMAIN", "acme.kinde.com"), ("WEBHOOK_PATH", path)],
+            "WEBHOOK_PATH",
+        )
+        .await;
+    }
+    for (var, bad) in [
+        ("KINDE_ORDERING", "yes"),
+        ("KINDE_PARK_AFTER", "0"),
+        ("KINDE_PARK_AFTER", "x"),
+        ("METRICS_BIND", "nowhere"),
+    ] {
+        refuses(bin, &[("KINDE_DOMAIN", "acme.kinde.com"), (var, bad)], var).await;
+    }
     refuses(
         bin,
         &[
@@ -218,9 +228,9 @@ pub async fn handled_lines(bin: &str) {
     assert_eq!(jwks.fetch_count(), 1);
 }
 
-/// `WEBHOOK_PATH` is a literal path, never a route pattern: with `{id}` in it, exactly that path
-/// is the webhook's (sent as is: a client that percent-encodes the braces sends another path),
-/// and `/hooks/anything` is not.
+/// `WEBHOOK_PATH` is a literal path, never a route pattern: a path with a pattern character is
+/// refused at start-up (see [`bad_settings`]), and a plain one is matched exactly: its near
+/// misses are the app's.
 pub async fn literal_path(bin: &str) {
     let issuer = TestIssuer::new();
     let jwks = issuer.serve().await;
@@ -228,15 +238,17 @@ pub async fn literal_path(bin: &str) {
         bin,
         &[
             ("KINDE_DOMAIN", jwks.url()),
-            ("WEBHOOK_PATH", "/hooks/{id}".into()),
+            ("WEBHOOK_PATH", "/hooks/kinde-1".into()),
         ],
     )
     .await;
     let ev = TestEvent::sample("user.created");
     let id = ev.id().to_owned();
     let token = issuer.sign(&ev.into_claims());
-    assert_eq!(post_raw(r.addr, "/hooks/anything", &token).await, 404);
-    assert_eq!(post_raw(r.addr, "/hooks/{id}", &token).await, 200);
+    for miss in ["/hooks/kinde-2", "/hooks/kinde-1/", "/hooks//kinde-1", "/HOOKS/kinde-1"] {
+        assert_eq!(post_raw(r.addr, miss, &token).await, 404, "{miss}");
+    }
+    assert_eq!(post_raw(r.addr, "/hooks/kinde-1", &token).await, 200);
     assert_eq!(
         r.next_line().await.as_deref(),
         Some(format!("handled user.created {id}").as_str())

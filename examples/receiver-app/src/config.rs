@@ -108,6 +108,23 @@ impl Config {
                 why: format!("`{webhook_path}` must start with /"),
             });
         }
+        if webhook_path == "/health" {
+            return Err(ConfigError::Invalid {
+                name: "WEBHOOK_PATH",
+                why: "`/health` is the receiver's own health route".into(),
+            });
+        }
+        if !webhook_path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b))
+        {
+            return Err(ConfigError::Invalid {
+                name: "WEBHOOK_PATH",
+                why: format!(
+                    "`{webhook_path}` may hold only letters, digits and / - . _ ~ (it is matched exactly, as sent)"
+                ),
+            });
+        }
         let redis_url = get("REDIS_URL");
         if let Some(urls) = &redis_url {
             for u in urls.split(',').map(str::trim) {
@@ -353,6 +370,18 @@ mod tests {
             ),
             (
                 &[("KINDE_DOMAIN", "acme.kinde.com"), ("WEBHOOK_PATH", "hook")],
+                "WEBHOOK_PATH is invalid",
+            ),
+            (
+                &[("KINDE_DOMAIN", "acme.kinde.com"), ("WEBHOOK_PATH", "/health")],
+                "WEBHOOK_PATH is invalid",
+            ),
+            (
+                &[("KINDE_DOMAIN", "acme.kinde.com"), ("WEBHOOK_PATH", "/hooks/{id}")],
+                "WEBHOOK_PATH is invalid",
+            ),
+            (
+                &[("KINDE_DOMAIN", "acme.kinde.com"), ("WEBHOOK_PATH", "/a b")],
                 "WEBHOOK_PATH is invalid",
             ),
             (

@@ -13,23 +13,15 @@ use kinde_core::Webhooks;
 use kinde_tower::WebhookEndpoint;
 use tokio::net::TcpListener;
 
-/// The receiver's axum app: an ordinary `GET /health` route answering `ok`, and the webhook
-/// endpoint mounted with `route_service` at [`Webhooks::path`] (`WEBHOOK_PATH`), exactly: no
-/// path normalization in front of it.
+/// The axum receiver's app (as in its `main.rs`): an ordinary `GET /health` route answering
+/// `ok`, and the webhook endpoint mounted with `route_service` at [`Webhooks::path`]
+/// (`WEBHOOK_PATH`, which [`crate::Config`] keeps to plain path characters), exactly: no path
+/// normalization in front of it.
 pub fn axum_app(webhooks: Webhooks) -> Router {
-    let path = literal_route(webhooks.path());
+    let path = webhooks.path().to_owned();
     Router::new()
-        // `WEBHOOK_PATH` is a literal path, never a route pattern: a segment starting with
-        // `:` or `*` is a plain segment, and braces are escaped below.
-        .without_v07_checks()
         .route("/health", get(|| async { "ok" }))
         .route_service(&path, WebhookEndpoint::new(webhooks))
-}
-
-/// `path` as an axum route matching exactly that path: `{` and `}` escaped (`{{`, `}}`), so no
-/// part of it becomes a capture.
-fn literal_route(path: &str) -> String {
-    path.replace('{', "{{").replace('}', "}}")
 }
 
 /// How long a client may take to send a request head, from the moment the server waits for it
@@ -38,30 +30,27 @@ fn literal_route(path: &str) -> String {
 /// The actix receiver sets the same value (`client_request_timeout`).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves the app on `listener` until `shutdown` resolves, then waits for the connections in
-/// flight to finish (each is told to close after its current request). The JWKS is warmed in
-/// the background; start-up never waits for the issuer.
+/// Serves `app` on `listener` until `shutdown` resolves, then waits for the connections in
+/// flight to finish (each is told to close after its current request).
 ///
 /// Served with hyper's HTTP/1.1 server and a timer, not `axum::serve` (which sets no header
 /// read timeout, so a client trickling a request head held its connection forever): a head
 /// must arrive within [`HEADER_READ_TIMEOUT`].
 pub async fn serve_axum(
     listener: TcpListener,
-    webhooks: Webhooks,
+    app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_axum_with(listener, webhooks, shutdown, HEADER_READ_TIMEOUT).await
+    serve_axum_with(listener, app, shutdown, HEADER_READ_TIMEOUT).await
 }
 
 /// [`serve_axum`] with another header read timeout (tests shorten it).
 pub async fn serve_axum_with(
     listener: TcpListener,
-    webhooks: Webhooks,
+    app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     header_read_timeout: Duration,
 ) -> std::io::Result<()> {
-    webhooks.warm_up();
-    let app = axum_app(webhooks);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout);
@@ -106,24 +95,4 @@ async fn accept_failed(e: &std::io::Error) {
     }
     tracing::error!(error = %e, "accept failed; retrying in 1 s");
     tokio::time::sleep(Duration::from_secs(1)).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_path_is_a_literal_route() {
-        assert_eq!(literal_route("/kinde/webhook"), "/kinde/webhook");
-        assert_eq!(literal_route("/hooks/{id}"), "/hooks/{{id}}");
-        // Builds without panicking for paths axum 0.7 would have read as captures.
-        for path in ["/hooks/:id", "/hooks/*rest", "/hooks/{id}"] {
-            let webhooks = Webhooks::builder()
-                .issuer("acme.kinde.com")
-                .path(path)
-                .build()
-                .unwrap();
-            let _ = axum_app(webhooks);
-        }
-    }
 }

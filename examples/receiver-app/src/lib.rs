@@ -1,14 +1,20 @@
-//! The receiver application behind `axum-receiver`, `actix-receiver` and the demo.
+//! What `axum-receiver` and `actix-receiver` share, so the two cannot drift: the settings, and
+//! the plumbing around the app. The builder, the handlers and the mounting are in each
+//! receiver's own `main.rs`.
 //!
 //! - [`Config::from_env`]: `KINDE_DOMAIN` (required), `KINDE_JWKS_URL`, `BIND`, `WEBHOOK_PATH`,
 //!   `REDIS_URL` or `KINDE_STORE_PATH` (the idempotency store: Redis, or the durable file store;
-//!   neither means in memory; both is an error), each validated with a one-line error naming the
-//!   variable.
-//! - [`build_webhooks`]: typed handlers for `user.created`, `user.updated`, `user.deleted`,
-//!   `organization.created` and a fallback for every other type; each invocation reports
-//!   `handled <type> <event_id>` to a [`HandledSink`] (stdout in the receivers).
-//! - [`axum_app`] / [`serve_axum`] (feature `axum`): `GET /health` plus the kinde-tower endpoint,
-//!   served by hyper with a header read timeout ([`HEADER_READ_TIMEOUT`]).
+//!   neither means in memory; both is an error), `KINDE_ORDERING`, `KINDE_PARK_AFTER`,
+//!   `METRICS_BIND`, each validated with a one-line error naming the variable;
+//!   [`Config::configure`] applies them to a `Webhooks::builder()`.
+//! - [`stdout_sink`] and [`report`]: the one stdout line per handler call,
+//!   `handled <type> <event_id>`, written and flushed before the answer is sent.
+//! - [`install_metrics`], [`init_tracing`], [`shutdown_signal`], the `…_or_exit` helpers (exit
+//!   status 2 and one line for a bad setting).
+//! - [`serve_axum`] (feature `axum`): hyper's HTTP/1.1 server with a header read timeout
+//!   ([`HEADER_READ_TIMEOUT`]) and a graceful stop, for any axum `Router`.
+//! - [`build_webhooks`] / [`axum_app`]: the axum receiver's handlers and app, for the demo and
+//!   the tests that run it in process.
 
 mod config;
 #[cfg(feature = "axum")]
@@ -38,8 +44,8 @@ pub fn stdout_sink() -> HandledSink {
     })
 }
 
-/// Builds the receiver's [`Webhooks`] from its configuration, reporting every handler
-/// invocation to `sink`.
+/// The axum receiver's [`Webhooks`] (the same builder as in its `main.rs`), reporting every
+/// handler invocation to `sink`: for the demo and the tests that run the receiver in process.
 pub fn build_webhooks(config: &Config, sink: HandledSink) -> Result<Webhooks, ConfigError> {
     config
         .configure(Webhooks::builder())?
@@ -57,8 +63,17 @@ pub fn build_webhooks(config: &Config, sink: HandledSink) -> Result<Webhooks, Co
         .map_err(ConfigError::Webhooks)
 }
 
-fn report(sink: &HandledSink, meta: &kinde_core::EventMeta) {
+/// Reports one handler call of the event `meta` describes.
+pub fn report(sink: &HandledSink, meta: &kinde_core::EventMeta) {
     sink(&meta.event_type, meta.event_id.as_str());
+}
+
+/// The value, or exits with status 2 and a one-line message (a setting that cannot work).
+pub fn or_exit<T>(result: Result<T, ConfigError>) -> T {
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    })
 }
 
 /// Serves Prometheus metrics at `http://METRICS_BIND/metrics` when `METRICS_BIND` is set: the
@@ -84,14 +99,6 @@ pub fn install_metrics(config: &Config) -> Result<(), ConfigError> {
             name: "METRICS_BIND",
             why: format!("cannot serve metrics on {addr}: {e}"),
         })
-}
-
-/// [`install_metrics`], or exits with status 2 and a one-line message naming `METRICS_BIND`.
-pub fn metrics_or_exit(config: &Config) {
-    if let Err(e) = install_metrics(config) {
-        eprintln!("error: {e}");
-        std::process::exit(2);
-    }
 }
 
 /// Logs to stderr (stdout carries only the `handled …` lines), cheaply: through a non-blocking
@@ -134,28 +141,6 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Reads the configuration from the environment or exits with status 2 and a one-line message
-/// saying which setting is wrong and why.
-pub fn config_or_exit() -> Config {
-    match Config::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    }
-}
-
-/// [`build_webhooks`] with [`stdout_sink`], or exits with status 2 and a one-line message.
-pub fn webhooks_or_exit(config: &Config) -> Webhooks {
-    match build_webhooks(config, stdout_sink()) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::exit(2);
-        }
-    }
-}
 
 /// Exits with status 2 and a one-line message naming `BIND` when its address cannot be
 /// listened on.

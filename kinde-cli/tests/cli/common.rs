@@ -247,7 +247,7 @@ impl OurReceiver {
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let _ = receiver_app::serve_axum(listener, webhooks, async {
+            let _ = receiver_app::serve_axum(listener, receiver_app::axum_app(webhooks), async {
                 let _ = stopped.await;
             })
             .await;

@@ -129,7 +129,7 @@ async fn serve_axum(webhooks: Webhooks, limits: Limits) -> (SocketAddr, Stop) {
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(receiver_app::serve_axum_with(
         listener,
-        webhooks,
+        receiver_app::axum_app(webhooks),
         async move {
             let _ = stopped.await;
         },
