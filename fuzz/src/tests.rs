@@ -289,3 +289,61 @@ fn bytes_that_are_not_utf8_in_a_claim_nobody_reads_are_allowed() {
     assert!(!v.allowed.refused, "{v:?}");
     assert_eq!(check(&body), "handled");
 }
+
+/// Fuzzer finding (oracle side): the same for an audience claim, which only counts as present.
+#[test]
+fn an_audience_claim_with_bytes_that_are_not_utf8_still_makes_a_wrong_token_kind() {
+    let payload = [
+        &br#"{"aud":["https://api.exa"#[..],
+        b"\xed",
+        br#"ple.com"],"sub":"kp_1"}"#,
+    ]
+    .concat();
+    let body = splice::body(target(), &[&[5u8][..], &payload].concat()).unwrap();
+    let v = verdict(&body);
+    assert!(
+        v.allowed.refused && v.allowed.codes.contains("wrong_token_kind"),
+        "{v:?}"
+    );
+    assert_eq!(check(&body), "wrong_token_kind");
+}
+
+/// The oracle's memory of signatures answers as a full RSA check does.
+#[test]
+fn remembered_signatures_answer_as_the_rsa_check_does() {
+    let t = target();
+    let fresh = || {
+        crate::oracle::Oracle::new(
+            t.issuer.signer().public_pem(),
+            t.issuer.signer().kid(),
+            crate::now(),
+            kinde_core::ReplayWindow::default(),
+            crate::BODY_LIMIT,
+        )
+    };
+    let a = String::from_utf8(signed(&event("event_memory_a").into_claims())).unwrap();
+    let b = String::from_utf8(signed(&event("event_memory_b").into_claims())).unwrap();
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.split('.').collect(), b.split('.').collect());
+    for body in [
+        a.join("."),
+        format!("{}.{}.{}", a[0], b[1], a[2]),
+        format!("{}.{}.{}", a[0], a[1], b[2]),
+        b.join("."),
+    ] {
+        let remembered = t.oracle().verdict(body.as_bytes()).signature;
+        assert_eq!(
+            remembered,
+            fresh().verdict(body.as_bytes()).signature,
+            "{body}"
+        );
+    }
+    assert_eq!(
+        t.oracle().verdict(a.join(".").as_bytes()).signature,
+        Signature::Valid
+    );
+    let moved = format!("{}.{}.{}", a[0], b[1], a[2]);
+    assert_eq!(
+        t.oracle().verdict(moved.as_bytes()).signature,
+        Signature::Invalid
+    );
+}

@@ -8,7 +8,7 @@ use kinde_core::event::parse_timestamp;
 use super::{is_null, valid_id, Allowed, Fields, Oracle, Signed};
 
 /// The claims the spec reads; a repeated one is an error (the others are not read at all).
-const READ: &[&str] = &[
+const CLAIMS: &[&str] = &[
     "type",
     "event_id",
     "timestamp",
@@ -21,6 +21,19 @@ const READ: &[&str] = &[
     "aud",
     "azp",
     "scp",
+];
+
+/// The claims whose values the spec reads (the audience claims only count as present).
+const READ: &[&str] = &[
+    "type",
+    "event_id",
+    "timestamp",
+    "event_timestamp",
+    "source",
+    "ip_address",
+    "data",
+    "exp",
+    "nbf",
 ];
 
 /// Reads the payload segment: the answers allowed, and the event if it may be taken.
@@ -38,7 +51,7 @@ pub(super) fn read(segment: &[u8], oracle: &Oracle) -> (Allowed, Option<Signed>)
         // Not UTF-8 JSON text, though the bad bytes are in claims the spec does not read.
         allowed.may(&["invalid_claims"]);
     }
-    if fields.repeats_one_of(READ) {
+    if fields.repeats_one_of(CLAIMS) {
         allowed.must(&["invalid_claims"]);
     }
     let event_type = text(&fields, "type", &mut allowed);
@@ -64,7 +77,7 @@ pub(super) fn read(segment: &[u8], oracle: &Oracle) -> (Allowed, Option<Signed>)
         allowed.may(&["wrong_token_kind"]);
     }
     for audience in ["aud", "azp", "scp"] {
-        if fields.get(audience).is_some_and(|v| !is_null(v)) {
+        if fields.has_non_null(audience) {
             allowed.must(&["wrong_token_kind"]);
         }
     }

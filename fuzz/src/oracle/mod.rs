@@ -252,9 +252,16 @@ pub fn judge(
 
 /// The top-level fields of a JSON object, in order, repeated names kept. Only the values of the
 /// names the spec reads are kept (raw); the others are skipped unread, as a receiver that never
-/// looks at them does (so, like it, without checking their strings' UTF-8).
+/// looks at them does (so, like it, without checking their strings' UTF-8), noting only whether
+/// each was `null`.
 #[derive(Debug)]
-pub(crate) struct Fields(Vec<(String, Option<Box<RawValue>>)>);
+pub(crate) struct Fields(Vec<(String, Slot)>);
+
+#[derive(Debug)]
+enum Slot {
+    Raw(Box<RawValue>),
+    Skipped { null: bool },
+}
 
 impl Fields {
     /// Parses a JSON object, keeping the values of `read`; anything but an object (an array
@@ -269,19 +276,30 @@ impl Fields {
 
     /// The last value of `name` (one of the names read).
     pub(crate) fn get(&self, name: &str) -> Option<&RawValue> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, v)| k == name && v.is_some())
-            .and_then(|(_, v)| v.as_deref())
+        self.0.iter().rev().find_map(|(k, v)| match v {
+            Slot::Raw(raw) if k == name => Some(&**raw),
+            _ => None,
+        })
     }
 
     /// Every value of `name` (one of the names read).
     pub(crate) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a RawValue> + 'a {
+        self.0.iter().filter_map(move |(k, v)| match v {
+            Slot::Raw(raw) if k == name => Some(&**raw),
+            _ => None,
+        })
+    }
+
+    /// Whether `name` is present and not `null` (its last occurrence), read or not.
+    pub(crate) fn has_non_null(&self, name: &str) -> bool {
         self.0
             .iter()
-            .filter(move |(k, _)| k == name)
-            .filter_map(|(_, v)| v.as_deref())
+            .rev()
+            .find(|(k, _)| k == name)
+            .is_some_and(|(_, v)| match v {
+                Slot::Raw(raw) => !is_null(raw),
+                Slot::Skipped { null } => !null,
+            })
     }
 
     /// Whether a name appears twice.
@@ -324,10 +342,10 @@ impl<'de> serde::de::Visitor<'de> for Seed<'_> {
         let mut fields = Vec::new();
         while let Some(name) = map.next_key::<String>()? {
             let value = if self.0.contains(&name.as_str()) {
-                Some(map.next_value::<Box<RawValue>>()?)
+                Slot::Raw(map.next_value::<Box<RawValue>>()?)
             } else {
-                map.next_value::<serde::de::IgnoredAny>()?;
-                None
+                let v = map.next_value::<Option<serde::de::IgnoredAny>>()?;
+                Slot::Skipped { null: v.is_none() }
             };
             fields.push((name, value));
         }

@@ -5,10 +5,13 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use rsa::pkcs1v15::VerifyingKey;
-use rsa::sha2::Sha256;
+use rsa::sha2::{Digest as _, Sha256};
 use rsa::signature::Verifier as _;
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use super::{claims, is_null, Allowed, Fields, Verdict};
 
@@ -39,10 +42,20 @@ pub enum Signature {
     Invalid,
 }
 
+/// Most signatures remembered (past it the memory starts over).
+const REMEMBERED: usize = 1 << 16;
+
 /// What the oracle knows: the issuer's public key and `kid`, the receiver's clock, replay window
 /// and body limit.
 pub struct Oracle {
     key: VerifyingKey<Sha256>,
+    /// The modulus in bytes: the length of every RS256 signature by the key.
+    modulus_len: usize,
+    /// Signatures known to be the issuer's, with the SHA-256 of the message each one signs. An
+    /// RS256 signature signs exactly one digest (PKCS#1 v1.5 encodes it whole), so a remembered
+    /// signature is valid over a message exactly when the digests match: no RSA operation for
+    /// the fuzzer's many splices of one signature onto other bytes.
+    remembered: Mutex<HashMap<Vec<u8>, [u8; 32]>>,
     kid: String,
     pub(crate) now: OffsetDateTime,
     pub(crate) max_age: time::Duration,
@@ -73,8 +86,11 @@ impl Oracle {
     ) -> Self {
         use rsa::pkcs8::DecodePublicKey as _;
         let public = rsa::RsaPublicKey::from_public_key_pem(public_pem).expect("fixture key");
+        let modulus_len = rsa::traits::PublicKeyParts::size(&public);
         Self {
+            modulus_len,
             key: VerifyingKey::new(public),
+            remembered: Mutex::default(),
             kid: kid.to_owned(),
             now,
             max_age: window
@@ -136,11 +152,41 @@ impl Oracle {
         }
     }
 
+    /// Remembers `signature` as the issuer's over `message` (the harness signed it with the
+    /// issuer's private key).
+    pub fn remember(&self, signature: &[u8], message: &[u8]) {
+        let mut remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
+        if remembered.len() >= REMEMBERED {
+            remembered.clear();
+        }
+        remembered.insert(signature.to_vec(), Sha256::digest(message).into());
+    }
+
+    /// Whether `signature` is the issuer's RS256 signature over exactly `message`.
+    fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        if signature.len() != self.modulus_len {
+            return false;
+        }
+        let digest: [u8; 32] = Sha256::digest(message).into();
+        let known = self
+            .remembered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(signature)
+            .copied();
+        if let Some(signed) = known {
+            return signed == digest;
+        }
+        let valid = rsa::pkcs1v15::Signature::try_from(signature)
+            .is_ok_and(|s| self.key.verify(message, &s).is_ok());
+        if valid {
+            self.remember(signature, message);
+        }
+        valid
+    }
+
     fn signature(&self, message: &[u8], segment: &[u8]) -> Signature {
-        let verifies = |bytes: Vec<u8>| {
-            rsa::pkcs1v15::Signature::try_from(bytes.as_slice())
-                .is_ok_and(|s| self.key.verify(message, &s).is_ok())
-        };
+        let verifies = |bytes: Vec<u8>| self.verifies(message, &bytes);
         if let Ok(bytes) = URL_SAFE_NO_PAD.decode(segment) {
             return if verifies(bytes) {
                 Signature::Valid
