@@ -136,6 +136,15 @@ pub fn seeds(t: &Target) -> Vec<Seed> {
         "6-header".into(),
         [&[6u8][..], &header_json].concat(),
     ));
+    // A header with one more parameter (real ones carry `jku`, `x5t`, …): room to fuzz names.
+    let mut extra: Value =
+        serde_json::from_slice(&header_json).expect("the template header is JSON");
+    extra["jku"] = json!("https://acme.kinde.com/.well-known/jwks");
+    seeds.push((
+        "spliced",
+        "6-header-extra".into(),
+        [&[6u8][..], &claims(extra)].concat(),
+    ));
     seeds.push((
         "spliced",
         "3-header".into(),

@@ -13,10 +13,15 @@ use crate::{check, splice, target};
 
 /// A token with this header JSON and these claims, signed by the issuer.
 fn signed_with(header: &Value, claims: &Value) -> Vec<u8> {
+    signed_raw(header.to_string().as_bytes(), claims)
+}
+
+/// The same with the header's bytes as given.
+fn signed_raw(header: &[u8], claims: &Value) -> Vec<u8> {
     let t = target();
     let message = format!(
         "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(header),
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
     format!("{message}.{}", t.sign(message.as_bytes())).into_bytes()
@@ -149,6 +154,34 @@ fn a_header_must_name_rs256_and_the_issuers_kid_and_no_critical_extension() {
             "{h}: {v:?}"
         );
     }
+    // Only the presence of `crit` counts, whatever bytes its value holds; `typ` may be unread.
+    let kid_json = serde_json::to_string(&kid).unwrap();
+    let crit = [
+        &br#"{"alg":"RS256","kid":"#[..],
+        kid_json.as_bytes(),
+        br#","crit":[""#,
+        b"\xff",
+        br#""]}"#,
+    ]
+    .concat();
+    let v = verdict(&signed_raw(&crit, &claims));
+    assert!(
+        v.allowed.refused && v.allowed.codes.contains("unsupported_crit"),
+        "{v:?}"
+    );
+    let typ = [
+        &br#"{"alg":"RS256","kid":"#[..],
+        kid_json.as_bytes(),
+        br#","typ":""#,
+        b"\xff",
+        br#""}"#,
+    ]
+    .concat();
+    let v = verdict(&signed_raw(&typ, &claims));
+    assert!(
+        !v.allowed.refused && v.allowed.codes.contains("malformed_token"),
+        "{v:?}"
+    );
     // A field the receiver may not understand: either answer is allowed.
     let v = verdict(&signed_with(
         &json!({"alg": "RS256", "kid": kid, "x5u": "https://example.com"}),
@@ -247,6 +280,7 @@ fn the_seeds_go_through_the_real_receiver_as_the_spec_says() {
             ("spliced/5-numeric-timestamp", "handled"),
             ("spliced/5-access-token", "wrong_token_kind"),
             ("spliced/6-header", "duplicate"),
+            ("spliced/6-header-extra", "duplicate"),
             ("spliced/3-header", "duplicate"),
             ("spliced/4-payload", "invalid_signature"),
             ("spliced/0-segment", "duplicate"),

@@ -302,6 +302,17 @@ impl Fields {
             })
     }
 
+    /// For each occurrence of `name`, read or not: whether it is `null`.
+    pub(crate) fn presence<'a>(&'a self, name: &'a str) -> impl Iterator<Item = bool> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| match v {
+                Slot::Raw(raw) => is_null(raw),
+                Slot::Skipped { null } => *null,
+            })
+    }
+
     /// Whether a name appears twice.
     pub(crate) fn repeats(&self) -> bool {
         let mut names = HashSet::new();

@@ -24,8 +24,9 @@ const HEADER_CODES: &[&str] = &[
     "unsupported_crit",
 ];
 
-/// The header fields the rules read.
-const HEADER_READ: &[&str] = &["alg", "kid", "typ", "crit", "b64"];
+/// The header fields whose values the rules read (`alg` and `kid` first: every receiver reads
+/// them).
+const HEADER_READ: &[&str] = &["alg", "kid", "typ"];
 
 /// Whether a body carries the issuer's signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,13 +212,24 @@ impl Oracle {
     /// `crit` (nor RFC 7797's `b64`). Other fields a receiver may or may not understand.
     fn header(&self, segment: &[u8]) -> Allowed {
         let mut allowed = Allowed::default();
-        let Some(fields) = URL_SAFE_NO_PAD
-            .decode(segment)
-            .ok()
-            .and_then(|json| Fields::parse(&json, HEADER_READ).ok())
-        else {
+        let Ok(json) = URL_SAFE_NO_PAD.decode(segment) else {
             allowed.must(&["malformed_token"]);
             return allowed;
+        };
+        // A receiver reads `alg` and `kid`, and may read `typ`: if only `typ` is unreadable (bad
+        // UTF-8 in it, say), either answer is allowed.
+        let fields = match Fields::parse(&json, HEADER_READ) {
+            Ok(fields) => fields,
+            Err(_) => match Fields::parse(&json, &HEADER_READ[..2]) {
+                Ok(fields) => {
+                    allowed.may(&["malformed_token"]);
+                    fields
+                }
+                Err(_) => {
+                    allowed.must(&["malformed_token"]);
+                    return allowed;
+                }
+            },
         };
         if fields.repeats() {
             // JSON parsers differ on repeated names: refusing is right, taking the last may be.
@@ -249,8 +261,9 @@ impl Oracle {
             }
         }
         for name in ["crit", "b64"] {
-            for v in fields.all(name) {
-                if is_null(v) || self.waive_crit {
+            // Only their presence counts (their values are not read).
+            for null in fields.presence(name) {
+                if null || self.waive_crit {
                     allowed.may(&["unsupported_crit", "malformed_token"]);
                 } else {
                     allowed.must(&["unsupported_crit", "malformed_token"]);
@@ -260,7 +273,10 @@ impl Oracle {
         for name in fields.names() {
             match name {
                 "alg" | "kid" | "crit" | "b64" => {}
-                "typ" if fields.get("typ").is_some_and(is_string) => {}
+                "typ"
+                    if fields
+                        .get("typ")
+                        .is_some_and(|t| is_string(t) || is_null(t)) => {}
                 _ => allowed.may(&["malformed_token"]),
             }
         }
