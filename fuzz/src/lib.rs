@@ -69,6 +69,8 @@ pub struct Target {
     pub signer: aws_lc_rs::signature::RsaKeyPair,
     /// Header, payload and signature of a valid `user.created` token (base64url), at [`NOW`].
     pub parts: [String; 3],
+    /// The template's header JSON (a JSON object).
+    pub header_json: Vec<u8>,
 }
 
 /// The process's target, built on first use.
@@ -108,6 +110,12 @@ fn build() -> Target {
     let token = issuer.sign(&splice::template_claims());
     let mut it = token.split('.').map(str::to_owned);
     let parts = [(); 3].map(|_| it.next().unwrap_or_default());
+    let header_json = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&parts[0])
+            .expect("the template header is base64url")
+    };
     let oracle = Oracle::new(
         issuer.signer().public_pem(),
         issuer.signer().kid(),
@@ -128,6 +136,7 @@ fn build() -> Target {
         issuer,
         signer,
         parts,
+        header_json,
     }
 }
 

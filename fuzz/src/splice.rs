@@ -8,7 +8,7 @@
 //! | 3 | the data as the header JSON (base64url-encoded), the template's payload and signature |
 //! | 4 | the data as the payload JSON (base64url-encoded), the template's signature: never valid |
 //! | 5 | the data as the payload JSON, **signed** with the issuer's key under the template's header |
-//! | 6 | the data as the header JSON, **signed** with the issuer's key over the template's payload |
+//! | 6 | the data as the header JSON, **signed** with the issuer's key over the template's payload; data not starting with `{` is spliced into the template's header object as more parameters (`{"typ":"JWT","alg":"RS256","kid":…,<data>}`), so names like `crit` are one mutation away |
 //! | 7 | the data as is |
 //!
 //! Modes 5 and 6 get past the signature, so the claims, the timestamps, the event types, the
@@ -61,7 +61,11 @@ pub fn body(t: &Target, input: &[u8]) -> Option<Vec<u8>> {
             signature.as_bytes(),
         ]),
         5 => signed(header, &b64(data)),
-        6 => signed(&b64(data), payload),
+        6 if data.first() == Some(&b'{') => signed(&b64(data), payload),
+        6 => {
+            let header = [&t.header_json[..t.header_json.len() - 1], b",", data, b"}"].concat();
+            signed(&b64(&header), payload)
+        }
         _ => data.to_vec(),
     })
 }
@@ -135,6 +139,15 @@ pub fn seeds(t: &Target) -> Vec<Seed> {
         "spliced",
         "6-header".into(),
         [&[6u8][..], &header_json].concat(),
+    ));
+    seeds.push((
+        "spliced",
+        "6-param".into(),
+        [
+            &[6u8][..],
+            br#""jku":"https://acme.kinde.com/.well-known/jwks""#,
+        ]
+        .concat(),
     ));
     // A header with one more parameter (real ones carry `jku`, `x5t`, …): room to fuzz names.
     let mut extra: Value =

@@ -182,6 +182,14 @@ fn a_header_must_name_rs256_and_the_issuers_kid_and_no_critical_extension() {
         !v.allowed.refused && v.allowed.codes.contains("malformed_token"),
         "{v:?}"
     );
+    // Mode 6 splices parameters into the template's header, signed.
+    let spliced = splice::body(target(), b"\x06\"crit\":[\"exp\"]").unwrap();
+    let v = verdict(&spliced);
+    assert_eq!(v.signature, Signature::Valid);
+    assert!(
+        v.allowed.refused && v.allowed.codes.contains("unsupported_crit"),
+        "{v:?}"
+    );
     // A field the receiver may not understand: either answer is allowed.
     let v = verdict(&signed_with(
         &json!({"alg": "RS256", "kid": kid, "x5u": "https://example.com"}),
@@ -280,6 +288,7 @@ fn the_seeds_go_through_the_real_receiver_as_the_spec_says() {
             ("spliced/5-numeric-timestamp", "handled"),
             ("spliced/5-access-token", "wrong_token_kind"),
             ("spliced/6-header", "duplicate"),
+            ("spliced/6-param", "duplicate"),
             ("spliced/6-header-extra", "duplicate"),
             ("spliced/3-header", "duplicate"),
             ("spliced/4-payload", "invalid_signature"),
