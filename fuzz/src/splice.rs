@@ -8,7 +8,7 @@
 //! | 3 | the data as the header JSON (base64url-encoded), the template's payload and signature |
 //! | 4 | the data as the payload JSON (base64url-encoded), the template's signature: never valid |
 //! | 5 | the data as the payload JSON, **signed** with the issuer's key under the template's header |
-//! | 6 | the data as the header JSON, **signed** with the issuer's key over the template's payload; data not starting with `{` is spliced into the template's header object as more parameters (`{"typ":"JWT","alg":"RS256","kid":…,<data>}`), so names like `crit` are one mutation away |
+//! | 6 | the data as the header JSON, **signed** with the issuer's key over the template's payload; data not starting with `{` is spliced into the template's header object as more parameters (`{"typ":"JWT","alg":"RS256","kid":…,<data>}`), so a parameter such as `crit` is a few mutations away |
 //! | 7 | the data as is |
 //!
 //! Modes 5 and 6 get past the signature, so the claims, the timestamps, the event types, the
