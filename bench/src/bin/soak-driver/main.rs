@@ -17,7 +17,9 @@
 //! sent, a worker panicked or outlived the drain, the restart failed, a 5xx came outside the
 //! window, a status was wrong, or RSS grew by more than `SOAK_RSS_GROWTH_MIB` (default 16).
 
-use std::collections::{HashMap, HashSet};
+mod report;
+
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -223,26 +225,6 @@ async fn sh(cmd: String) -> bool {
     ran.unwrap_or(false)
 }
 
-/// The receiver's `handled <type> <id>` lines: the number of lines per id.
-fn handled_lines(file: &str) -> Result<HashMap<String, u64>, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file:?}: {e}"))?;
-    let mut per_id = HashMap::new();
-    for line in text.lines() {
-        let mut words = line.split_whitespace();
-        match (words.next(), words.next(), words.next(), words.next()) {
-            (Some("handled"), Some(_type), Some(id), None) => {
-                *per_id.entry(id.to_owned()).or_insert(0) += 1;
-            }
-            _ => {
-                return Err(format!(
-                    "a stdout line is not `handled <type> <id>`: {line:?}"
-                ))
-            }
-        }
-    }
-    Ok(per_id)
-}
-
 #[tokio::main]
 async fn main() {
     let url: String = env(
@@ -337,82 +319,31 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_end = rss_mib(pid);
 
-    let per_id = handled_lines(&handled_file).unwrap_or_else(|e| {
-        failures.push(e);
-        HashMap::new()
-    });
-    let delivered = lock(&shared.delivered).clone();
-    let unanswered = lock(&shared.unanswered).len();
-    let lines: u64 = per_id.values().sum();
-    let doubled: u64 = per_id.values().map(|n| n - 1).sum();
-    let lost: Vec<&String> = delivered
-        .iter()
-        .filter(|id| !per_id.contains_key(*id))
-        .collect();
-    let phantom = per_id.keys().filter(|id| !delivered.contains(*id)).count();
     let s = &shared.stats;
-    let growth = rss_end - rss_start;
-    let restart = if restarted {
-        format!("Redis restarted once ({down_secs} s down)")
-    } else {
-        "no Redis restart".to_owned()
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let run = report::Run {
+        secs,
+        concurrency,
+        restart: restarted.then_some(down_secs),
+        drain_secs,
+        sent: load(&s.sent),
+        duplicates: load(&s.duplicates),
+        forged: load(&s.forged),
+        oversized: load(&s.oversized),
+        retries: load(&s.retries),
+        five_xx_in_window: load(&s.five_xx_in_window),
+        five_xx_outside: load(&s.five_xx_outside),
+        wrong_status: load(&s.wrong_status),
+        transport_errors: load(&s.transport_errors),
+        rss_start,
+        rss_end,
+        growth_limit,
+        delivered: lock(&shared.delivered).clone(),
+        unanswered: lock(&shared.unanswered).len(),
     };
-    println!("soak: {secs} s, {concurrency} workers, {restart}, drain up to {drain_secs} s");
-    println!(
-        "requests: {} (valid new {}, duplicates {}, forged {}, oversized {}, retries {})",
-        s.sent.load(Ordering::Relaxed),
-        delivered.len(),
-        s.duplicates.load(Ordering::Relaxed),
-        s.forged.load(Ordering::Relaxed),
-        s.oversized.load(Ordering::Relaxed),
-        s.retries.load(Ordering::Relaxed)
-    );
-    println!(
-        "delivered (distinct valid events sent): {}; handled (distinct ids in `handled` lines): {}; handler lines: {lines}",
-        delivered.len(),
-        per_id.len()
-    );
-    println!(
-        "lost = delivered − handled: {}; never answered 200: {unanswered}; doubled (lines beyond one per id): {doubled}; handled but never sent: {phantom}",
-        lost.len()
-    );
-    for id in lost.iter().take(10) {
-        println!("  lost: {id}");
-    }
-    println!(
-        "5xx/409 during the Redis restart: {}; 5xx outside it: {}; unexpected statuses: {}",
-        s.five_xx_in_window.load(Ordering::Relaxed),
-        s.five_xx_outside.load(Ordering::Relaxed),
-        s.wrong_status.load(Ordering::Relaxed)
-    );
-    println!(
-        "transport errors (connections closed after a 413 included): {}",
-        s.transport_errors.load(Ordering::Relaxed)
-    );
-    println!("receiver RSS: start {rss_start:.1} MiB, end {rss_end:.1} MiB (growth {growth:.1} MiB, bound {growth_limit} MiB)");
-    for (bad, what) in [
-        (!lost.is_empty(), format!("{} event(s) lost", lost.len())),
-        (
-            doubled > 0,
-            format!("{doubled} handler call(s) beyond one per event"),
-        ),
-        (phantom > 0, format!("{phantom} handled id(s) never sent")),
-        (
-            s.five_xx_outside.load(Ordering::Relaxed) > 0,
-            "5xx outside the restart window".to_owned(),
-        ),
-        (
-            s.wrong_status.load(Ordering::Relaxed) > 0,
-            "unexpected statuses".to_owned(),
-        ),
-        (
-            growth.is_nan() || growth > growth_limit,
-            format!("RSS growth {growth:.1} MiB over {growth_limit} MiB (or unreadable)"),
-        ),
-    ] {
-        if bad {
-            failures.push(what);
-        }
+    match report::handled_lines(&handled_file) {
+        Ok(per_id) => failures.extend(report::print(&run, &per_id)),
+        Err(e) => failures.push(e),
     }
     for f in &failures {
         println!("soak: failure: {f}");
