@@ -42,8 +42,8 @@ RPID=$!; PIDS+=($RPID)
 wait_port "$PORT"
 
 RECEIVER_URL=http://127.0.0.1:$PORT/kinde/webhook RECEIVER_PID=$RPID HANDLED_FILE=$WORK/handled.txt \
-SOAK_STOP_CMD="redis-cli -p $REDIS_PORT shutdown >/dev/null && timeout 30 sh -c 'while redis-cli -p $REDIS_PORT ping >/dev/null 2>&1; do sleep 0.1; done'" \
-SOAK_START_CMD="$REDIS_START && timeout 30 sh -c 'until redis-cli -p $REDIS_PORT ping >/dev/null 2>&1; do sleep 0.1; done'" \
+SOAK_STOP_CMD="timeout 30 redis-cli -p $REDIS_PORT shutdown >/dev/null && timeout 30 sh -c 'while redis-cli -p $REDIS_PORT ping >/dev/null 2>&1; do sleep 0.1; done'" \
+SOAK_START_CMD="timeout 30 $REDIS_START && timeout 30 sh -c 'until redis-cli -p $REDIS_PORT ping >/dev/null 2>&1; do sleep 0.1; done'" \
     "$BIN/soak-driver" || rc=$?
 echo "JWKS fetches during the soak: $(cat "$WORK/fetches")"
 if ! kill -0 "$RPID" 2>/dev/null; then
