@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Bounded soak run (5 minutes by default; not part of `cargo test`): the axum receiver with the
-# Redis store on 127.0.0.1, a mixed stream of valid unique events, duplicates, forged tokens and
-# oversized bodies, and redis-server restarted once in the middle (AOF on, same --dir, as a
-# production Redis keeps its data). Reports handler calls vs distinct valid events, RSS at start
-# and end, and 5xx outside the restart. Env: SOAK_SECS (300), CONCURRENCY (8).
+# Bounded soak run (5 minutes of stream by default, then a drain of up to 150 s; not part of
+# `cargo test`): the axum receiver with the Redis store on 127.0.0.1, a mixed stream of valid
+# unique events, duplicates, forged tokens and oversized bodies, and redis-server restarted once
+# in the middle (AOF on, same --dir, as a production Redis keeps its data). Reports
+# lost = delivered - handled (distinct valid events sent vs distinct ids in the receiver's
+# `handled` lines), doubled handler calls, RSS at start and end, and 5xx outside the restart;
+# exits non-zero on any loss or double, a failed Redis stop/start, a panicked or stuck driver
+# worker, or a receiver that died. Env: SOAK_SECS (300), CONCURRENCY (8), SOAK_DRAIN_SECS (150:
+# longer than the receiver's 120 s processing TTL), SOAK_DOWN_SECS (5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -38,7 +42,13 @@ RPID=$!; PIDS+=($RPID)
 wait_port "$PORT"
 
 RECEIVER_URL=http://127.0.0.1:$PORT/kinde/webhook RECEIVER_PID=$RPID HANDLED_FILE=$WORK/handled.txt \
-SOAK_STOP_CMD="redis-cli -p $REDIS_PORT shutdown >/dev/null; while redis-cli -p $REDIS_PORT ping >/dev/null 2>&1; do sleep 0.1; done" \
-SOAK_START_CMD="$REDIS_START; until redis-cli -p $REDIS_PORT ping >/dev/null 2>&1; do sleep 0.1; done" \
-    "$BIN/soak-driver"
+SOAK_STOP_CMD="timeout 30 redis-cli -p $REDIS_PORT shutdown >/dev/null && timeout 30 sh -c 'while redis-cli -p $REDIS_PORT ping >/dev/null 2>&1; do sleep 0.1; done'" \
+SOAK_START_CMD="timeout 30 $REDIS_START && timeout 30 sh -c 'until redis-cli -p $REDIS_PORT ping >/dev/null 2>&1; do sleep 0.1; done'" \
+    "$BIN/soak-driver" || rc=$?
 echo "JWKS fetches during the soak: $(cat "$WORK/fetches")"
+if ! kill -0 "$RPID" 2>/dev/null; then
+    echo "soak: FAIL: the receiver exited during the soak; its log:" >&2
+    tail -n 20 "$WORK/receiver.log" >&2
+    rc=1
+fi
+exit "${rc:-0}"

@@ -3,14 +3,21 @@
 //! Sends a bounded, mixed stream to a running receiver for `SOAK_SECS`: valid unique events,
 //! duplicates of earlier ones, forged tokens and oversized bodies, with `CONCURRENCY` workers.
 //! Halfway it runs `SOAK_STOP_CMD`, waits `SOAK_DOWN_SECS`, then `SOAK_START_CMD` (a Redis
-//! restart). A valid delivery answered 5xx/409 is retried like Kinde would (after a pause) until
-//! it gets 200, bounded by `SOAK_DRAIN_SECS` after the stream ends.
+//! restart); either command failing fails the soak. A valid delivery answered 5xx/409 (or not
+//! answered: a transport error, a request past `SOAK_REQUEST_TIMEOUT_SECS`) is retried like
+//! Kinde would (after a pause) until it gets 200, up to `SOAK_DRAIN_SECS` after the stream ends.
+//! The drain defaults to 150 s: longer than the receiver's 120 s processing TTL, so a claim left
+//! in progress by the restart expires and the event's retry is handled within it.
 //!
-//! At the end it compares the receiver's stdout (`HANDLED_FILE`, one `handled <type> <id>` line
-//! per handler call) with the distinct valid events delivered, samples the receiver's RSS
-//! (`RECEIVER_PID`) at start and end, and counts 5xx answers outside the restart window.
-//! Prints a report; exits non-zero if an event was lost or doubled, a 5xx came outside the
-//! window, or RSS grew by more than `SOAK_RSS_GROWTH_MIB` (default 16).
+//! At the end it compares the distinct valid events it sent (`delivered`) with the distinct ids
+//! in the receiver's stdout (`HANDLED_FILE`, one `handled <type> <id>` line per handler call):
+//! `lost = delivered − handled`, `doubled` = lines beyond one per id. It samples the receiver's
+//! RSS (`RECEIVER_PID`) at start and end and counts 5xx answers outside the restart window.
+//! Prints a report; exits non-zero if an event was lost or doubled, a line names an event never
+//! sent, a worker panicked or outlived the drain, the restart failed, a 5xx came outside the
+//! window, a status was wrong, or RSS grew by more than `SOAK_RSS_GROWTH_MIB` (default 16).
+
+mod report;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,6 +25,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kinde_core::testing::{TestEvent, TestIssuer, TestKey};
+
+/// The receivers' processing TTL (kinde-core's default): how long a claim whose settling was cut
+/// short by the restart blocks its event's retries (409) before a retry can take over.
+const PROCESSING_TTL_SECS: u64 = 120;
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -38,10 +49,13 @@ fn rss_mib(pid: u32) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[derive(Default)]
 struct Stats {
     sent: AtomicU64,
-    valid_first: AtomicU64,
     duplicates: AtomicU64,
     forged: AtomicU64,
     oversized: AtomicU64,
@@ -60,7 +74,12 @@ struct Shared {
     oneshot: reqwest::Client,
     issuer: TestIssuer,
     stats: Stats,
-    accepted: Mutex<Vec<(String, String)>>, // (event id, token) answered 200
+    /// Every distinct valid event sent, whatever its answer.
+    delivered: Mutex<HashSet<String>>,
+    /// Valid events answered 200 (tokens kept to send duplicates).
+    accepted: Mutex<Vec<String>>,
+    /// Valid events never answered 200: still unanswered at the drain deadline, or refused.
+    unanswered: Mutex<Vec<String>>,
     restart_window: AtomicBool,
 }
 
@@ -99,29 +118,32 @@ impl Shared {
         }
     }
 
-    /// Delivers a valid token until it gets 200, like Kinde's retries (pauses, bounded).
+    /// Delivers a new valid event until it gets 200, like Kinde's retries (pauses, bounded by
+    /// `deadline`). One that never gets it is recorded as unanswered.
     async fn deliver(&self, id: String, token: String, deadline: Instant) {
+        lock(&self.delivered).insert(id.clone());
         let mut attempt = 0u32;
         loop {
             let status = self.post(token.clone()).await;
             if status == 200 {
-                self.accepted.lock().unwrap().push((id, token));
+                lock(&self.accepted).push(token);
                 return;
             }
             self.note_5xx(status);
             if !(status >= 500 || status == 409) {
                 self.stats.wrong_status.fetch_add(1, Ordering::Relaxed);
-                eprintln!("valid event {id} answered {status}");
-                return;
+                eprintln!("soak: valid event {id} answered {status}");
+                break;
             }
             if Instant::now() > deadline {
-                eprintln!("valid event {id} still answered {status} at the deadline");
-                return;
+                eprintln!("soak: valid event {id} still answered {status} at the drain deadline");
+                break;
             }
             attempt += 1;
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(10)))).await;
         }
+        lock(&self.unanswered).push(id);
     }
 }
 
@@ -136,14 +158,13 @@ async fn worker(shared: Arc<Shared>, worker_id: u64, stop_at: Instant, drain_unt
                 let ev = TestEvent::sample("user.created");
                 let id = ev.id().to_owned();
                 let token = shared.issuer.sign(&ev.into_claims());
-                shared.stats.valid_first.fetch_add(1, Ordering::Relaxed);
                 shared.deliver(id, token, drain_until).await;
             }
             // 20 %: a duplicate of an accepted event (must be 200, never handled again).
             6 | 7 => {
                 let earlier = {
-                    let acc = shared.accepted.lock().unwrap();
-                    (!acc.is_empty()).then(|| acc[(n as usize * 7919) % acc.len()].1.clone())
+                    let acc = lock(&shared.accepted);
+                    (!acc.is_empty()).then(|| acc[(n as usize * 7919) % acc.len()].clone())
                 };
                 if let Some(token) = earlier {
                     shared.stats.duplicates.fetch_add(1, Ordering::Relaxed);
@@ -151,6 +172,7 @@ async fn worker(shared: Arc<Shared>, worker_id: u64, stop_at: Instant, drain_unt
                     shared.note_5xx(status);
                     if status != 200 && !(status >= 500 || status == 409) {
                         shared.stats.wrong_status.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("soak: a duplicate answered {status}");
                     }
                 }
             }
@@ -161,7 +183,7 @@ async fn worker(shared: Arc<Shared>, worker_id: u64, stop_at: Instant, drain_unt
                 let status = shared.post(token).await;
                 if status != 401 {
                     shared.stats.wrong_status.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("forged token answered {status}");
+                    eprintln!("soak: forged token answered {status}");
                 }
             }
             // 10 %: oversized.
@@ -173,22 +195,34 @@ async fn worker(shared: Arc<Shared>, worker_id: u64, stop_at: Instant, drain_unt
                 // 599: the connection closed after the 413, before the upload finished.
                 if status != 413 && status != 599 {
                     shared.stats.wrong_status.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("oversized body answered {status}");
+                    eprintln!("soak: oversized body answered {status}");
                 }
             }
         }
     }
 }
 
-fn sh(cmd: &str) {
-    let ok = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .status()
-        .map(|s| s.success());
-    if ok.ok() != Some(true) {
-        eprintln!("soak: `{cmd}` failed");
-    }
+/// Runs a shell command (off the runtime's threads); whether it ran and succeeded.
+async fn sh(cmd: String) -> bool {
+    let ran = tokio::task::spawn_blocking(move || {
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .status();
+        match status {
+            Ok(s) if s.success() => true,
+            Ok(s) => {
+                eprintln!("soak: `{cmd}` failed ({s})");
+                false
+            }
+            Err(e) => {
+                eprintln!("soak: cannot run `{cmd}`: {e}");
+                false
+            }
+        }
+    })
+    .await;
+    ran.unwrap_or(false)
 }
 
 #[tokio::main]
@@ -202,24 +236,38 @@ async fn main() {
     let secs: u64 = env("SOAK_SECS", 300);
     let concurrency: u64 = env("CONCURRENCY", 8);
     let down_secs: u64 = env("SOAK_DOWN_SECS", 5);
-    let drain_secs: u64 = env("SOAK_DRAIN_SECS", 60);
+    let drain_secs: u64 = env("SOAK_DRAIN_SECS", PROCESSING_TTL_SECS + 30);
+    let request_timeout: u64 = env("SOAK_REQUEST_TIMEOUT_SECS", 30);
     let growth_limit: f64 = env("SOAK_RSS_GROWTH_MIB", 16.0);
     let stop_cmd: String = env("SOAK_STOP_CMD", String::new());
     let start_cmd: String = env("SOAK_START_CMD", String::new());
+    if drain_secs <= PROCESSING_TTL_SECS {
+        eprintln!(
+            "soak: warning: a {drain_secs} s drain is not longer than the {PROCESSING_TTL_SECS} s \
+             processing TTL; an event whose claim the restart left in progress will count as lost"
+        );
+    }
 
+    let timeout = Duration::from_secs(request_timeout);
     let shared = Arc::new(Shared {
         url,
-        client: reqwest::Client::new(),
+        client: reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .expect("client"),
         oneshot: reqwest::Client::builder()
+            .timeout(timeout)
             .pool_max_idle_per_host(0)
             .build()
             .expect("client"),
         issuer: TestIssuer::new(),
         stats: Stats::default(),
-        accepted: Mutex::new(Vec::new()),
+        delivered: Mutex::default(),
+        accepted: Mutex::default(),
+        unanswered: Mutex::default(),
         restart_window: AtomicBool::new(false),
     });
-    // Warm up, then take the starting RSS.
+    // Warm up (a delivered event like the others), then take the starting RSS.
     let warm = TestEvent::sample("user.created");
     let (wid, wtoken) = (
         warm.id().to_owned(),
@@ -236,78 +284,75 @@ async fn main() {
         .map(|i| tokio::spawn(worker(shared.clone(), i * 1000, stop_at, drain_until)))
         .collect();
 
-    if !stop_cmd.is_empty() {
+    let mut failures: Vec<String> = Vec::new();
+    let restarted = !stop_cmd.is_empty();
+    if restarted {
         tokio::time::sleep(Duration::from_secs(secs / 2)).await;
         shared.restart_window.store(true, Ordering::SeqCst);
         eprintln!("soak: stopping Redis at {:?}", started.elapsed());
-        sh(&stop_cmd);
+        if !sh(stop_cmd).await {
+            failures.push("the Redis stop command failed".into());
+        }
         tokio::time::sleep(Duration::from_secs(down_secs)).await;
-        sh(&start_cmd);
+        if !sh(start_cmd).await {
+            failures.push("the Redis start command failed".into());
+        }
         eprintln!("soak: Redis back at {:?}", started.elapsed());
         // In-flight retries may still see the tail of the outage.
         tokio::time::sleep(Duration::from_secs(3)).await;
         shared.restart_window.store(false, Ordering::SeqCst);
     }
-    for w in workers {
-        let _ = w.await;
+    // Every worker ends by the drain deadline plus one request and one pause; past that bound
+    // it is stuck, and the soak fails rather than waits.
+    let join_deadline = tokio::time::Instant::from_std(drain_until) + timeout * 2;
+    for (i, w) in workers.into_iter().enumerate() {
+        let abort = w.abort_handle();
+        match tokio::time::timeout_at(join_deadline, w).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failures.push(format!("worker {i} failed: {e}")),
+            Err(_) => {
+                abort.abort();
+                failures.push(format!("worker {i} still running after the drain deadline"));
+            }
+        }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_end = rss_mib(pid);
 
-    let accepted: HashSet<String> = shared
-        .accepted
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(id, _)| id.clone())
-        .collect();
-    let lines = std::fs::read_to_string(&handled_file).unwrap_or_default();
-    let handled: Vec<&str> = lines
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(2))
-        .collect();
-    let handled_set: HashSet<&str> = handled.iter().copied().collect();
-    let doubled = handled.len() - handled_set.len();
-    let lost = accepted
-        .iter()
-        .filter(|id| !handled_set.contains(id.as_str()))
-        .count();
     let s = &shared.stats;
-    let growth = rss_end - rss_start;
-    println!("soak: {secs} s, {concurrency} workers, Redis restarted once ({down_secs} s down)");
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let run = report::Run {
+        secs,
+        concurrency,
+        restart: restarted.then_some(down_secs),
+        drain_secs,
+        sent: load(&s.sent),
+        duplicates: load(&s.duplicates),
+        forged: load(&s.forged),
+        oversized: load(&s.oversized),
+        retries: load(&s.retries),
+        five_xx_in_window: load(&s.five_xx_in_window),
+        five_xx_outside: load(&s.five_xx_outside),
+        wrong_status: load(&s.wrong_status),
+        transport_errors: load(&s.transport_errors),
+        rss_start,
+        rss_end,
+        growth_limit,
+        delivered: lock(&shared.delivered).clone(),
+        unanswered: lock(&shared.unanswered).len(),
+    };
+    match report::handled_lines(&handled_file) {
+        Ok(per_id) => failures.extend(report::print(&run, &per_id)),
+        Err(e) => failures.push(e),
+    }
+    for f in &failures {
+        println!("soak: failure: {f}");
+    }
     println!(
-        "requests: {} (valid new {}, duplicates {}, forged {}, oversized {}, retries {})",
-        s.sent.load(Ordering::Relaxed),
-        s.valid_first.load(Ordering::Relaxed),
-        s.duplicates.load(Ordering::Relaxed),
-        s.forged.load(Ordering::Relaxed),
-        s.oversized.load(Ordering::Relaxed),
-        s.retries.load(Ordering::Relaxed)
+        "soak: {}",
+        if failures.is_empty() { "PASS" } else { "FAIL" }
     );
-    println!(
-        "distinct valid events delivered (200): {}; handler calls: {}; lost: {lost}; handled twice: {doubled}",
-        accepted.len(),
-        handled.len()
-    );
-    println!(
-        "5xx/409 during the Redis restart: {}; 5xx outside it: {}; unexpected statuses: {}",
-        s.five_xx_in_window.load(Ordering::Relaxed),
-        s.five_xx_outside.load(Ordering::Relaxed),
-        s.wrong_status.load(Ordering::Relaxed)
-    );
-    println!(
-        "transport errors (connection closed after a 413 included): {}",
-        s.transport_errors.load(Ordering::Relaxed)
-    );
-    println!("receiver RSS: start {rss_start:.1} MiB, end {rss_end:.1} MiB (growth {growth:.1} MiB, bound {growth_limit} MiB)");
-    let ok = lost == 0
-        && doubled == 0
-        && handled.len() == accepted.len()
-        && s.five_xx_outside.load(Ordering::Relaxed) == 0
-        && s.wrong_status.load(Ordering::Relaxed) == 0
-        && growth <= growth_limit;
-    println!("soak: {}", if ok { "PASS" } else { "FAIL" });
-    if !ok {
+    if !failures.is_empty() {
         std::process::exit(1);
     }
 }
