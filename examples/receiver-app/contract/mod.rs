@@ -245,7 +245,12 @@ pub async fn literal_path(bin: &str) {
     let ev = TestEvent::sample("user.created");
     let id = ev.id().to_owned();
     let token = issuer.sign(&ev.into_claims());
-    for miss in ["/hooks/kinde-2", "/hooks/kinde-1/", "/hooks//kinde-1", "/HOOKS/kinde-1"] {
+    for miss in [
+        "/hooks/kinde-2",
+        "/hooks/kinde-1/",
+        "/hooks//kinde-1",
+        "/HOOKS/kinde-1",
+    ] {
         assert_eq!(post_raw(r.addr, miss, &token).await, 404, "{miss}");
     }
     assert_eq!(post_raw(r.addr, "/hooks/kinde-1", &token).await, 200);

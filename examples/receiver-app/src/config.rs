@@ -373,11 +373,17 @@ mod tests {
                 "WEBHOOK_PATH is invalid",
             ),
             (
-                &[("KINDE_DOMAIN", "acme.kinde.com"), ("WEBHOOK_PATH", "/health")],
+                &[
+                    ("KINDE_DOMAIN", "acme.kinde.com"),
+                    ("WEBHOOK_PATH", "/health"),
+                ],
                 "WEBHOOK_PATH is invalid",
             ),
             (
-                &[("KINDE_DOMAIN", "acme.kinde.com"), ("WEBHOOK_PATH", "/hooks/{id}")],
+                &[
+                    ("KINDE_DOMAIN", "acme.kinde.com"),
+                    ("WEBHOOK_PATH", "/hooks/{id}"),
+                ],
                 "WEBHOOK_PATH is invalid",
             ),
             (

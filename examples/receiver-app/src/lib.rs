@@ -141,7 +141,6 @@ pub async fn shutdown_signal() {
     }
 }
 
-
 /// Exits with status 2 and a one-line message naming `BIND` when its address cannot be
 /// listened on.
 pub fn listen_failed(addr: SocketAddr, error: &std::io::Error) -> ! {

@@ -253,10 +253,7 @@ async fn updates_arriving_at_once_in_any_order_leave_the_newest() {
     }
     while let Some(got) = deliveries.join_next().await {
         let got = got.expect("delivery task");
-        assert!(
-            [HANDLED, SUPERSEDED].contains(&answer(&got)),
-            "{got:?}"
-        );
+        assert!([HANDLED, SUPERSEDED].contains(&answer(&got)), "{got:?}");
     }
 
     let row = app.row("kp_1").await.expect("the user's row");
