@@ -179,7 +179,7 @@ impl Harness {
     }
 
     pub async fn with(configure: impl FnOnce(Builder) -> Builder) -> Self {
-        Self::with_keys(|server| http_keys(server), configure).await
+        Self::with_keys(http_keys, configure).await
     }
 
     /// A harness whose key source is built from the test server by `keys`.
