@@ -136,3 +136,28 @@ async fn wait_healthy(addr: std::net::SocketAddr) {
     }
     panic!("no answer on /health within 30 s");
 }
+
+#[tokio::test]
+async fn ordering_supersedes_a_late_update_with_the_memory_and_the_file_store() {
+    contract::ordering(BIN).await;
+}
+
+#[tokio::test]
+async fn without_ordering_a_late_update_runs() {
+    contract::ordering_off(BIN).await;
+}
+
+#[tokio::test]
+async fn ordering_holds_across_two_receivers_sharing_redis() {
+    contract::ordering_across_receivers(BIN).await;
+}
+
+#[tokio::test]
+async fn a_poison_event_is_parked_after_n_failures() {
+    contract::parking(BIN).await;
+}
+
+#[tokio::test]
+async fn metrics_are_served_at_metrics_bind() {
+    contract::metrics(BIN).await;
+}

@@ -34,3 +34,28 @@ async fn two_receivers_sharing_redis_handle_each_event_once() {
 async fn two_receivers_sharing_a_redis_cluster_handle_each_event_once() {
     contract::shared_redis_cluster(BIN).await;
 }
+
+#[tokio::test]
+async fn ordering_supersedes_a_late_update_with_the_memory_and_the_file_store() {
+    contract::ordering(BIN).await;
+}
+
+#[tokio::test]
+async fn without_ordering_a_late_update_runs() {
+    contract::ordering_off(BIN).await;
+}
+
+#[tokio::test]
+async fn ordering_holds_across_two_receivers_sharing_redis() {
+    contract::ordering_across_receivers(BIN).await;
+}
+
+#[tokio::test]
+async fn a_poison_event_is_parked_after_n_failures() {
+    contract::parking(BIN).await;
+}
+
+#[tokio::test]
+async fn metrics_are_served_at_metrics_bind() {
+    contract::metrics(BIN).await;
+}

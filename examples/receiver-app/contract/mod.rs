@@ -9,6 +9,9 @@
 
 #![allow(dead_code)]
 
+mod sync_grade;
+pub use sync_grade::*;
+
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -74,6 +77,18 @@ impl Receiver {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("receiver did not answer /health within 30 s");
+    }
+
+    /// POSTs `token` like Kinde does; the status and the body.
+    pub async fn deliver(&self, path: &str, token: &str) -> (u16, String) {
+        let resp = reqwest::Client::new()
+            .post(format!("http://{}{path}", self.addr))
+            .header("content-type", "application/jwt")
+            .body(token.to_owned())
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
     }
 
     pub async fn post(&self, path: &str, token: &str) -> u16 {
@@ -330,7 +345,7 @@ pub async fn shared_redis_cluster(bin: &str) {
 
 /// The variable's value, or `None` after saying why the test skips (a failure instead with
 /// `KINDE_REQUIRE_REDIS=1`).
-fn redis_env(var: &str) -> Option<String> {
+pub(crate) fn redis_env(var: &str) -> Option<String> {
     let value = std::env::var(var).ok().filter(|v| !v.is_empty());
     if value.is_none() {
         assert_ne!(

@@ -224,7 +224,7 @@ impl Webhooks {
             return Outcome::Handled;
         };
         let Some(park_after) = c.park_after else {
-            tracing::error!(%reason, "handler failed; releasing the claim so Kinde retries");
+            tracing::error!(%reason, "the attempt failed; the claim is released so Kinde retries");
             match store.release(id, &c.claim, entity_key).await {
                 Ok(Fenced::Applied) => {}
                 Ok(_) => tracing::warn!("the claim was already taken over when released"),
@@ -247,7 +247,7 @@ impl Webhooks {
         };
         match store.fail(id, &c.claim, entity_key, &failure).await {
             Ok(Failed::Released { attempts }) => {
-                tracing::error!(%reason, attempts, park_after, "handler failed; released so Kinde retries");
+                tracing::error!(%reason, attempts, park_after, "the attempt failed; the claim is released so Kinde retries");
                 outcome
             }
             Ok(Failed::Parked { attempts }) => {
