@@ -8,7 +8,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::client::{Body, Req, Resp};
-use super::servers::{Server, FAILING, TIGHT_PATH};
+use super::servers::{Server, FAILING, PANICKING_ASYNC, PANICKING_SYNC, TIGHT_PATH};
 
 /// Something done to the server before the case's request.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +42,9 @@ pub struct Memo {
     pub store_held: Option<String>,
     /// A token whose handler failed (for its retry).
     pub failed: Option<String>,
+    /// Tokens whose handler panicked, before its future and inside it (for their retries).
+    pub panicked: Option<String>,
+    pub panicked_async: Option<String>,
     /// The gated delivery's token, and its answer once let through.
     pub gated: Option<String>,
     pub gated_answer: Option<tokio::task::JoinHandle<Resp>>,
@@ -371,6 +374,38 @@ pub fn table() -> Vec<Case> {
             "the failed event's retry runs the handler again",
             failed(500, "handler_failed"),
             |s, m| deliver(s, m.failed.clone().expect("failed first")),
+        ),
+        case(
+            "a handler that panics before its future exists",
+            refused(500, "handler_failed"),
+            |s, m| {
+                let token = s
+                    .issuer
+                    .sign(&TestEvent::raw(PANICKING_SYNC, json!({})).into_claims());
+                m.panicked = Some(token.clone());
+                deliver(s, token)
+            },
+        ),
+        case(
+            "its retry: the claim was released (500 again, never 409)",
+            refused(500, "handler_failed"),
+            |s, m| deliver(s, m.panicked.clone().expect("panicked first")),
+        ),
+        case(
+            "a handler whose future panics",
+            refused(500, "handler_failed"),
+            |s, m| {
+                let token = s
+                    .issuer
+                    .sign(&TestEvent::raw(PANICKING_ASYNC, json!({})).into_claims());
+                m.panicked_async = Some(token.clone());
+                deliver(s, token)
+            },
+        ),
+        case(
+            "its retry too: released (500 again, never 409)",
+            refused(500, "handler_failed"),
+            |s, m| deliver(s, m.panicked_async.clone().expect("panicked first")),
         ),
         case(
             "data its typed handler cannot parse",

@@ -36,6 +36,10 @@ pub const TIGHT_BODY_TIMEOUT: Duration = Duration::from_secs(1);
 /// Event types with handlers of their own (beside the typed `user.created`).
 pub const GATED: &str = "test.gated";
 pub const FAILING: &str = "test.failing";
+/// A handler that panics before its future exists (in its synchronous part).
+pub const PANICKING_SYNC: &str = "test.panicking_sync";
+/// A handler whose future panics.
+pub const PANICKING_ASYNC: &str = "test.panicking_async";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Adapter {
@@ -260,6 +264,13 @@ fn receiver(
         .on_type(FAILING, move |_: Event| {
             failing.fetch_add(1, Ordering::SeqCst);
             std::future::ready(Err::<(), _>("the handler failed"))
+        })
+        .on_type(PANICKING_SYNC, |_: Event| -> std::future::Ready<()> {
+            panic!("a bug before the first await")
+        })
+        .on_type(PANICKING_ASYNC, |_: Event| async {
+            let bug: Option<()> = None;
+            bug.expect("a bug inside the handler's future")
         })
         .build()
         .expect("valid receiver")
