@@ -142,3 +142,8 @@ pub mod testing;
 
 pub use endpoint::WebhookEndpoint;
 pub use middleware::WebhookMiddleware;
+
+/// The README's examples, compiled (and run where they can) by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -138,3 +138,8 @@ pub use webhooks::{
 pub fn crypto_backend() -> &'static str {
     verify::crypto::BACKEND
 }
+
+/// The README's examples, compiled (and run where they can) by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -138,3 +138,8 @@ pub use endpoint::WebhookEndpoint;
 pub use future::{EndpointFuture, ResponseFuture};
 pub use layer::WebhookLayer;
 pub use service::WebhookService;
+
+/// The README's examples, compiled (and run where they can) by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
