@@ -99,6 +99,7 @@
 //!
 #![doc = document_features::document_features!()]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_debug_implementations)]
 
 pub mod adapter;
 pub mod clock;

@@ -123,6 +123,7 @@
 //!
 #![doc = document_features::document_features!()]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_debug_implementations)]
 
 mod body;
 mod endpoint;

@@ -104,6 +104,7 @@ pub enum BuildError {
 ///     .unwrap();
 /// assert_eq!(webhooks.path(), "/kinde/webhook");
 /// ```
+#[must_use = "a builder does nothing until `.build()`"]
 pub struct WebhooksBuilder<S = ()> {
     issuer: Option<String>,
     jwks_url: Option<String>,
@@ -126,6 +127,31 @@ pub struct WebhooksBuilder<S = ()> {
     park_limits: ParkLimits,
     state: S,
     handlers: HandlerMap<S>,
+}
+
+impl<S> std::fmt::Debug for WebhooksBuilder<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhooksBuilder")
+            .field("issuer", &self.issuer)
+            .field("jwks_url", &self.jwks_url)
+            .field("jwks_path", &self.jwks_path)
+            .field("key_source", &self.key_source.as_ref().map(|_| ".."))
+            .field("jwks", &self.jwks)
+            .field("window", &self.window)
+            .field("custom_store", &self.store.is_some())
+            .field("memory", &self.memory)
+            .field("processing_ttl", &self.processing_ttl)
+            .field("done_ttl", &self.done_ttl)
+            .field("handler_timeout", &self.handler_timeout)
+            .field("body_limit", &self.body_limit)
+            .field("body_timeout", &self.body_timeout)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("path", &self.path)
+            .field("ordering", &self.ordering)
+            .field("park_after", &self.park_after)
+            .field("park_limits", &self.park_limits)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for WebhooksBuilder<()> {
