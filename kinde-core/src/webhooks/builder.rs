@@ -78,7 +78,7 @@ pub enum BuildError {
 /// |---|---|---|
 /// | [`issuer`](Self::issuer) | — (or [`key_source`](Self::key_source)) | `acme.kinde.com`, `https://acme.kinde.com/`, or `http://127.0.0.1:port` (plain http only for loopback) |
 /// | [`jwks_path`](Self::jwks_path) / [`jwks_url`](Self::jwks_url) | `/.well-known/jwks` | where the keys are |
-/// | [`key_source`](Self::key_source) | HTTPS (reqwest + rustls) | [`StaticKeySource`](crate::verify::StaticKeySource) for pinned keys, or your own [`KeySource`] |
+/// | [`key_source`](Self::key_source) | HTTPS (reqwest + rustls), 5 s timeout, 128 KiB bound | `HttpKeySource::builder(url)` to tune the fetch, [`StaticKeySource`](crate::verify::StaticKeySource) for pinned keys, or your own [`KeySource`] (not beside `issuer`: a build error) |
 /// | [`jwks_config`](Self::jwks_config) | TTL 10 min (from `max-age`, clamped 30 s – 24 h), refetch cooldown 10 s, ≤ 64 keys | the key cache |
 /// | [`replay_window`](Self::replay_window) | 48 h old, 5 min ahead | checked on the signed `timestamp` |
 /// | [`done_ttl`](Self::done_ttl) | 72 h | how long handled ids are remembered (≥ the replay window: checked) |
