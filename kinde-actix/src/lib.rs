@@ -47,6 +47,14 @@
 //! responses, never service errors, and each status is chosen by kinde-core, so this adapter
 //! answers exactly like `kinde-tower`.
 //!
+//! # Configuration and answers
+//!
+//! Both forms take their settings from the [`Webhooks`] they wrap: every setting and its
+//! default is in the table on [`WebhooksBuilder`]; every answer (status, body code, headers) is
+//! in the table on [`Outcome`]. Answers are `application/json`, `{"status":"<code>"}` on 200,
+//! `{"error":"<code>"}` otherwise; every 503 carries `Retry-After`, a 405 `Allow: POST`, a 408
+//! `Connection: close`.
+//!
 //! # Bounds
 //!
 //! A webhook endpoint is public: anyone can open a connection and start an upload. Both forms
@@ -113,6 +121,16 @@
 //! [`Webhooks`]: kinde_core::Webhooks
 //! [`Webhooks::path`]: kinde_core::Webhooks::path
 //! [`Webhooks::body_limit`]: kinde_core::Webhooks::body_limit
+//! [`WebhooksBuilder`]: kinde_core::WebhooksBuilder
+//! [`Outcome`]: kinde_core::Outcome
+//!
+//! # Features
+//!
+//! kinde-core's features, forwarded, and the mount proof:
+//!
+#![doc = document_features::document_features!()]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_debug_implementations)]
 
 mod body;
 mod convert;
@@ -125,3 +143,8 @@ pub mod testing;
 
 pub use endpoint::WebhookEndpoint;
 pub use middleware::WebhookMiddleware;
+
+/// The README's examples, compiled (and run where they can) by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -23,7 +23,7 @@
 //! # Signed deliveries
 //!
 //! [`delivery`] (or [`IntoTestRequest::into_test_request`] on kinde-core's
-//! [`Delivery`](kinde_core::testing::Delivery)) makes the request Kinde would send as an
+//! [`Delivery`]) makes the request Kinde would send as an
 //! actix-web [`TestRequest`], to drive the whole `App` in a test:
 //!
 //! ```

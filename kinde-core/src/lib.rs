@@ -35,8 +35,71 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Adapters: `kinde-tower` (axum, hyper, tonic) and `kinde-actix` (actix-web), built on
-//! [`adapter`]. To verify only, and do the rest yourself, see [`Webhooks::verify`].
+//! Mount it with an adapter: [`kinde-tower`](https://docs.rs/kinde-tower) (axum, hyper,
+//! tonic) or [`kinde-actix`](https://docs.rs/kinde-actix) (actix-web), both built on
+//! [`adapter`], so every framework answers alike.
+//!
+//! # Configuration and answers
+//!
+//! - Every setting, its default and what it bounds: the table on [`WebhooksBuilder`]. An
+//!   invalid combination is a [`BuildError`] from [`build`](WebhooksBuilder::build), never a
+//!   surprise at the first delivery.
+//! - Every answer — status, body code, headers — and when it is sent: the table on
+//!   [`Outcome`], the one place statuses are chosen. A forgery is a 4xx and no handler runs;
+//!   whatever cannot be checked right now (keys unreachable, the store down) is a 503 with
+//!   `Retry-After`, so Kinde retries. Kinde counts only 200 as delivered.
+//! - Stores: [`MemoryStore`] (the default, one process), `FileStore` (feature `durable`: one
+//!   process, survives restarts) and `RedisStore` (feature `redis`: shared by every receiver);
+//!   see [`store`].
+//!
+//! # Verify only
+//!
+//! To check a token and do the rest yourself (a queue, a serverless function), as svix's and
+//! Stripe's libraries offer: [`Webhooks::verify`] returns the verified [`Event`] or the
+//! [`VerifyError`] saying why not, and runs no store and no handler. Deduplicating on the
+//! signed [`EventMeta::event_id`] is then yours. The answer for an error is
+//! [`Outcome::Rejected`]'s:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use kinde_core::event::UserCreated;
+//! use kinde_core::testing::{TestEvent, TestIssuer};
+//! use kinde_core::{Outcome, Webhooks};
+//!
+//! # let issuer = TestIssuer::new();
+//! # let jwks = issuer.serve().await;
+//! # let body = issuer.sign(&TestEvent::sample("user.created").into_claims());
+//! // In production: `.issuer("https://acme.kinde.com")`; here the test kit's local issuer.
+//! let webhooks = Webhooks::builder().issuer(jwks.url()).build().unwrap();
+//!
+//! let status = match webhooks.verify(body.as_bytes()).await {
+//!     Ok(event) => {
+//!         let created: UserCreated = event.parse().unwrap();
+//!         println!("queue {} for {}", event.meta.event_id, created.user.id);
+//!         200
+//!     }
+//!     // A forgery: 400 or 401. Keys unreachable: 503, so Kinde retries.
+//!     Err(e) => Outcome::Rejected(e).status().as_u16(),
+//! };
+//! assert_eq!(status, 200);
+//!
+//! let forged = issuer.forge(&TestEvent::sample("user.created").into_claims());
+//! let refused = webhooks.verify(forged.as_bytes()).await.unwrap_err();
+//! assert_eq!(Outcome::Rejected(refused).status(), 401);
+//! # }
+//! ```
+//!
+//! # Testing
+//!
+//! The `testing` module (feature `testing`) is a local issuer with real RSA keys: it signs
+//! any event, serves its JWKS on a loopback port and builds the requests Kinde would send, so
+//! handlers are tested end to end with no Kinde account and no network.
+//!
+//! # Features
+//!
+#![doc = document_features::document_features!()]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_debug_implementations)]
 
 pub mod adapter;
 pub mod clock;
@@ -76,3 +139,8 @@ pub use webhooks::{
 pub fn crypto_backend() -> &'static str {
     verify::crypto::BACKEND
 }
+
+/// The README's examples, compiled (and run where they can) by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

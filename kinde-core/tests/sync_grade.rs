@@ -312,10 +312,8 @@ async fn a_replay_goes_through_ordering() {
 #[tokio::test]
 async fn a_full_parked_set_answers_500_and_drops_nothing() {
     let r = rig(|b| {
-        b.park_after(1).park_limits(kinde_core::store::ParkLimits {
-            events: 1,
-            bytes: 64 * 1024 * 1024,
-        })
+        b.park_after(1)
+            .park_limits(kinde_core::store::ParkLimits::default().events(1))
     })
     .await;
     r.fail.store(usize::MAX, Ordering::SeqCst);

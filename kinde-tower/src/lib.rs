@@ -2,6 +2,8 @@
 //!
 //! [`Webhooks`]: kinde_core::Webhooks
 //! [`Webhooks::path`]: kinde_core::Webhooks::path
+//! [`WebhooksBuilder`]: kinde_core::WebhooksBuilder
+//! [`Outcome`]: kinde_core::Outcome
 //!
 //! Two ways to mount kinde-core's [`Webhooks`] (verify, deduplicate, dispatch):
 //!
@@ -35,6 +37,14 @@
 //!
 //! Rejections (401, 405, 413, …) are responses, never service errors; the status of each is
 //! chosen by kinde-core, so every mounting form and both adapters answer alike.
+//!
+//! # Configuration and answers
+//!
+//! Both forms take their settings from the [`Webhooks`] they wrap: every setting and its
+//! default is in the table on [`WebhooksBuilder`]; every answer (status, body code, headers) is
+//! in the table on [`Outcome`]. Answers are `application/json`, `{"status":"<code>"}` on 200,
+//! `{"error":"<code>"}` otherwise; every 503 carries `Retry-After`, a 405 `Allow: POST`, a 408
+//! `Connection: close`.
 //!
 //! # Bounds
 //!
@@ -106,6 +116,14 @@
 //! compiled and run against tonic-health in the repository's tests.) A path nothing took is
 //! answered by tonic's fallback with HTTP 200 and `grpc-status: 12`, which Kinde counts as
 //! delivered: prove the mounting.
+//!
+//! # Features
+//!
+//! kinde-core's features, forwarded, and the mount proof:
+//!
+#![doc = document_features::document_features!()]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_debug_implementations)]
 
 mod body;
 mod endpoint;
@@ -121,3 +139,8 @@ pub use endpoint::WebhookEndpoint;
 pub use future::{EndpointFuture, ResponseFuture};
 pub use layer::WebhookLayer;
 pub use service::WebhookService;
+
+/// The README's examples, compiled (and run where they can) by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -59,7 +59,9 @@ use futures_util::FutureExt as _;
 
 use crate::event::Event;
 
-/// The error type of the boxed errors this crate hands around: any error, boxed.
+/// Any error, boxed: a convenient error type for handlers, which may return
+/// `Result<(), BoxError>` and use `?` on any error inside (a handler's error only needs
+/// `Display`; its message is logged and the delivery answered `500 handler_failed`).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Application state for handlers: give it once with

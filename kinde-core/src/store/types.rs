@@ -38,6 +38,7 @@ pub struct Entity<'a> {
 /// A claim to make.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
+#[must_use]
 pub struct ClaimRequest<'a> {
     /// The event.
     pub event_id: &'a EventId,
@@ -96,20 +97,23 @@ pub enum Claim {
         /// The entity's last applied event before this one (with ordering).
         previous: Option<Applied>,
     },
-    /// Handled before: answer 200, run nothing.
+    /// Handled before: run nothing (answered [`Outcome::Duplicate`](crate::Outcome::Duplicate)).
     AlreadyHandled,
-    /// Another delivery is being handled right now: answer 409 so Kinde retries later.
+    /// Another delivery is being handled right now: run nothing (answered
+    /// [`Outcome::InProgress`](crate::Outcome::InProgress), so Kinde retries later).
     InProgress,
-    /// A later event of the same entity was applied (or is in progress): recorded handled,
-    /// answer 200 `superseded`, run nothing.
+    /// A later event of the same entity was applied (or is in progress): recorded handled, run
+    /// nothing (answered [`Outcome::Superseded`](crate::Outcome::Superseded)).
     Superseded,
-    /// Parked after failing too often: answer 200 `parked`, run nothing.
+    /// Parked after failing too often: run nothing (answered
+    /// [`Outcome::Parked`](crate::Outcome::Parked)).
     Parked,
 }
 
 /// How a claim is settled after the handler succeeded.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
+#[must_use]
 pub struct Completion<'a> {
     /// How long the event is remembered as handled.
     pub done_ttl: Duration,
@@ -137,13 +141,36 @@ impl<'a> Completion<'a> {
     }
 }
 
-/// Bounds of the parked set.
+/// Bounds of the parked set ([`WebhooksBuilder::park_limits`](crate::WebhooksBuilder::park_limits)).
+/// Set with its setters; stores read its fields.
+///
+/// ```
+/// use kinde_core::store::ParkLimits;
+/// let limits = ParkLimits::default().events(1_000).bytes(8 * 1024 * 1024);
+/// assert_eq!((limits.events, limits.bytes), (1_000, 8 * 1024 * 1024));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
 pub struct ParkLimits {
     /// Most parked events (default 10 000).
     pub events: usize,
     /// Most bytes of parked tokens and errors (default 64 MiB).
     pub bytes: usize,
+}
+
+impl ParkLimits {
+    /// Sets the most parked events (default 10 000; at least 1).
+    pub fn events(mut self, events: usize) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Sets the most bytes of parked tokens and errors (default 64 MiB; at least 1).
+    pub fn bytes(mut self, bytes: usize) -> Self {
+        self.bytes = bytes;
+        self
+    }
 }
 
 impl Default for ParkLimits {
@@ -214,7 +241,9 @@ pub enum Failed {
         /// Failed attempts so far.
         attempts: u32,
     },
-    /// It should have been parked, but the parked set is full: released (answer 500).
+    /// It should have been parked, but the parked set is full: released (the delivery fails as
+    /// without parking, [`Outcome::HandlerFailed`](crate::Outcome::HandlerFailed) or
+    /// [`Outcome::UnparseableEvent`](crate::Outcome::UnparseableEvent)).
     ParkFull {
         /// Failed attempts so far.
         attempts: u32,
@@ -261,7 +290,8 @@ pub enum Fenced {
     Superseded,
 }
 
-/// A store that cannot answer right now. Deliveries get 503 (fail closed) so Kinde retries.
+/// A store that cannot answer right now. Deliveries fail closed, answered
+/// [`Outcome::StoreUnavailable`](crate::Outcome::StoreUnavailable), so Kinde retries.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {

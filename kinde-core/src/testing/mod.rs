@@ -215,6 +215,7 @@ fn jwks_of(keys: &IssuerKeys) -> Value {
 /// A signed delivery as an `http::Request`, for tests that drive a whole app (an axum
 /// `Router` with `tower::ServiceExt::oneshot`, say) without a socket.
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct Delivery {
     token: String,
     path: String,
@@ -295,6 +296,7 @@ pub fn kinde_timestamp(t: OffsetDateTime) -> String {
 
 /// The claims of a webhook token under construction.
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct TestEvent {
     claims: Map<String, Value>,
 }

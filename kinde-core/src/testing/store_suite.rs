@@ -282,10 +282,7 @@ async fn park_limits_and_unpark(s: &dyn IdempotencyStore) {
     assert_eq!(s.parked_event(&id).await.unwrap(), None);
     let (t, _) = started(claim(s, &id, None, false).await, "after unpark: new again");
     // A park past the byte bound is refused: released instead, never dropped.
-    let tiny = ParkLimits {
-        events: 10_000,
-        bytes: 8,
-    };
+    let tiny = ParkLimits::default().events(10_000).bytes(8);
     let f = s
         .fail(&id, &t, None, &failure(1, tiny, "too big"))
         .await

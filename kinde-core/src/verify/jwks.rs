@@ -22,6 +22,7 @@ use super::source::{JwksError, KeySource};
 /// # let _ = config;
 /// ```
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct JwksConfig {
     pub(crate) default_ttl: Duration,
     pub(crate) min_ttl: Duration,
@@ -76,25 +77,26 @@ impl JwksConfig {
     }
 }
 
-/// Why no key could be had for a `kid`.
+/// Why no key could be had for a `kid`. Each becomes the [`VerifyError`](super::VerifyError) of
+/// the same name, answered as the status table on [`Outcome`](crate::Outcome) says.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
     /// No usable key with this `kid`: the issuer's key set, fetched after the delivery arrived,
     /// does not list it, or lists it with a key we refuse (`use: enc`, `key_ops` without
     /// `verify`, another `alg`, a modulus or exponent out of range, no `n`/`e`). A forgery, or
-    /// a key Kinde removed: 401.
+    /// a key Kinde removed.
     #[error("no usable key with this kid in the issuer's JWKS")]
     UnknownKid,
     /// The `kid` is not in the cached key set, which is older than the delivery, and the
     /// refetch cooldown forbids looking again now: we cannot tell a forgery from a key Kinde
-    /// just published, so 503 with `Retry-After`.
+    /// just published, so the delivery is to be retried (with `Retry-After`).
     #[error("unknown kid, and the JWKS refetch cooldown has {retry_after:?} to run")]
     RefetchThrottled {
         /// What is left of the cooldown.
         retry_after: Duration,
     },
-    /// The keys cannot be fetched right now and no cached key matches: 503, so Kinde retries.
+    /// The keys cannot be fetched right now and no cached key matches: Kinde is to retry.
     #[error("JWKS unavailable: {0}")]
     Unavailable(Arc<JwksError>),
 }

@@ -26,64 +26,66 @@ use serde_json::value::RawValue;
 use crate::clock::Clock;
 use crate::event::EventMeta;
 
-/// Why a token was refused. Each variant is one class, so the HTTP layer can choose the status.
+/// Why a token was refused. Each variant is one class of refusal; its HTTP status and code are
+/// in the one status table, on [`Outcome`](crate::Outcome) (as [`Outcome::Rejected`](crate::Outcome::Rejected)):
+/// a forgery or a malformed token is a 4xx, keys that cannot be had right now a 503.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum VerifyError {
-    /// Empty body, not a compact JWS, bad base64 or JSON in the header (400).
+    /// Empty body, not a compact JWS, bad base64 or JSON in the header.
     #[error("malformed token: {0}")]
     Malformed(&'static str),
-    /// `alg` is not RS256 (401).
+    /// `alg` is not RS256.
     #[error("unsupported algorithm {0:?}: only RS256 is accepted")]
     UnsupportedAlgorithm(Algorithm),
     /// The header lists critical extensions (`crit`), or uses RFC 7797's `b64`: we understand
-    /// none, so RFC 7515 §4.1.11 says refuse (401).
+    /// none, so RFC 7515 §4.1.11 says refuse.
     #[error("token header uses an extension we do not understand (crit or b64)")]
     UnsupportedCrit,
-    /// The header has no `kid` (401).
+    /// The header has no `kid`.
     #[error("token header has no kid")]
     MissingKid,
     /// No usable key with this `kid` in a key set fetched after the delivery arrived, or the
-    /// JWKS lists it with a key we refuse (401).
+    /// JWKS lists it with a key we refuse.
     #[error("unknown kid")]
     UnknownKid,
     /// The `kid` is not in the cached keys, which are older than the delivery, and the refetch
-    /// cooldown forbids looking now (503, with `Retry-After`).
+    /// cooldown forbids looking now.
     #[error("unknown kid; the JWKS may be refetched in {retry_after:?}")]
     KidRefetchThrottled {
         /// What is left of the refetch cooldown.
         retry_after: Duration,
     },
-    /// The keys cannot be fetched right now (503).
+    /// The keys cannot be fetched right now.
     #[error("signing keys unavailable: {0}")]
     KeysUnavailable(Arc<JwksError>),
-    /// The signature does not verify (401).
+    /// The signature does not verify.
     #[error("invalid signature")]
     InvalidSignature,
     /// Signed, but the claims are not a JSON object we can read, or `type` is not 1–256 bytes
-    /// of visible ASCII (400).
+    /// of visible ASCII.
     #[error("invalid claims: {0}")]
     InvalidClaims(String),
     /// Signed by the tenant, but not a webhook (an access or ID token, say: no `type`,
-    /// `event_id`, `timestamp` or `data`, or an audience) (401).
+    /// `event_id`, `timestamp` or `data`, or an audience).
     #[error("not a webhook token")]
     WrongTokenKind,
-    /// `event_id` empty, too long or not visible ASCII (400).
+    /// `event_id` empty, too long or not visible ASCII.
     #[error("invalid event_id")]
     InvalidEventId,
-    /// `timestamp` unreadable (401).
+    /// `timestamp` unreadable.
     #[error("invalid timestamp")]
     InvalidTimestamp,
-    /// `timestamp` older than the replay window (401).
+    /// `timestamp` older than the replay window.
     #[error("event is older than the replay window")]
     Stale,
-    /// `timestamp` further in the future than allowed (401).
+    /// `timestamp` further in the future than allowed.
     #[error("event timestamp is in the future")]
     Future,
-    /// `exp` present and past (401).
+    /// `exp` present and past.
     #[error("token expired")]
     Expired,
-    /// `nbf` present and not reached (401).
+    /// `nbf` present and not reached.
     #[error("token not yet valid")]
     NotYetValid,
 }
@@ -97,6 +99,7 @@ pub enum VerifyError {
 /// assert_eq!(window.max_future_allowed(), Duration::from_secs(300));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
 pub struct ReplayWindow {
     pub(crate) max_age: Duration,
     pub(crate) max_future: Duration,

@@ -78,7 +78,7 @@ pub enum BuildError {
 /// |---|---|---|
 /// | [`issuer`](Self::issuer) | — (or [`key_source`](Self::key_source)) | `acme.kinde.com`, `https://acme.kinde.com/`, or `http://127.0.0.1:port` (plain http only for loopback) |
 /// | [`jwks_path`](Self::jwks_path) / [`jwks_url`](Self::jwks_url) | `/.well-known/jwks` | where the keys are |
-/// | [`key_source`](Self::key_source) | HTTPS (reqwest + rustls) | [`StaticKeySource`](crate::verify::StaticKeySource) for pinned keys, or your own [`KeySource`] |
+/// | [`key_source`](Self::key_source) | HTTPS (reqwest + rustls), 5 s timeout, 128 KiB bound | `HttpKeySource::builder(url)` to tune the fetch, [`StaticKeySource`](crate::verify::StaticKeySource) for pinned keys, or your own [`KeySource`] (not beside `issuer`: a build error) |
 /// | [`jwks_config`](Self::jwks_config) | TTL 10 min (from `max-age`, clamped 30 s – 24 h), refetch cooldown 10 s, ≤ 64 keys | the key cache |
 /// | [`replay_window`](Self::replay_window) | 48 h old, 5 min ahead | checked on the signed `timestamp` |
 /// | [`done_ttl`](Self::done_ttl) | 72 h | how long handled ids are remembered (≥ the replay window: checked) |
@@ -104,6 +104,7 @@ pub enum BuildError {
 ///     .unwrap();
 /// assert_eq!(webhooks.path(), "/kinde/webhook");
 /// ```
+#[must_use = "a builder does nothing until `.build()`"]
 pub struct WebhooksBuilder<S = ()> {
     issuer: Option<String>,
     jwks_url: Option<String>,
@@ -126,6 +127,31 @@ pub struct WebhooksBuilder<S = ()> {
     park_limits: ParkLimits,
     state: S,
     handlers: HandlerMap<S>,
+}
+
+impl<S> std::fmt::Debug for WebhooksBuilder<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhooksBuilder")
+            .field("issuer", &self.issuer)
+            .field("jwks_url", &self.jwks_url)
+            .field("jwks_path", &self.jwks_path)
+            .field("key_source", &self.key_source.as_ref().map(|_| ".."))
+            .field("jwks", &self.jwks)
+            .field("window", &self.window)
+            .field("custom_store", &self.store.is_some())
+            .field("memory", &self.memory)
+            .field("processing_ttl", &self.processing_ttl)
+            .field("done_ttl", &self.done_ttl)
+            .field("handler_timeout", &self.handler_timeout)
+            .field("body_limit", &self.body_limit)
+            .field("body_timeout", &self.body_timeout)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("path", &self.path)
+            .field("ordering", &self.ordering)
+            .field("park_after", &self.park_after)
+            .field("park_limits", &self.park_limits)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for WebhooksBuilder<()> {

@@ -30,6 +30,7 @@ use serde_json::Value;
 /// # let _ = ordering;
 /// ```
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct EntityOrdering {
     /// event type -> (entity kind, JSON pointer into `data`)
     keys: HashMap<String, (String, String)>,

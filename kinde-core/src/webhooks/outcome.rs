@@ -188,6 +188,7 @@ fn rejected_code(e: &VerifyError) -> &'static str {
 
 /// The answer to send for one request: status, headers and a short JSON body.
 #[derive(Debug, Clone)]
+#[must_use = "the answer to send"]
 pub struct WebhookResponse {
     outcome: Outcome,
 }

@@ -178,10 +178,7 @@ async fn counted_bytes(redis: &Redis, r: &Rig) -> usize {
 /// answered 500 and stay unparked (never dropped: their next deliveries run again). A replay
 /// frees a place, which the next failure takes.
 async fn global_bound(redis: &Redis, ordering: bool) {
-    let limits = ParkLimits {
-        events: 3,
-        bytes: 64 * 1024 * 1024,
-    };
+    let limits = ParkLimits::default().events(3);
     let r = rig(redis, move |b| tuned(ordering, 1)(b).park_limits(limits)).await;
     r.handlers.fail.store(usize::MAX, Ordering::SeqCst);
     let events: Vec<(String, String)> = (0..10)
@@ -250,10 +247,7 @@ async fn global_bound(redis: &Redis, ordering: bool) {
 async fn byte_bound(redis: &Redis) {
     let probe = rig(redis, |b| b).await;
     let size = probe.event("user.updated", "kp_0", ago(1)).0.len() + 150;
-    let limits = ParkLimits {
-        events: 10_000,
-        bytes: 2 * size + size / 2,
-    };
+    let limits = ParkLimits::default().bytes(2 * size + size / 2);
     let r = rig(redis, move |b| b.park_after(1).park_limits(limits)).await;
     r.handlers.fail.store(usize::MAX, Ordering::SeqCst);
     let answers: Vec<(u16, &str)> = {

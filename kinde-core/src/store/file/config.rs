@@ -14,6 +14,7 @@ use crate::clock::{Clock, SystemClock};
 /// assert_eq!(config.path().to_str(), Some("/var/lib/acme/kinde-webhooks.redb"));
 /// ```
 #[derive(Clone)]
+#[must_use]
 pub struct FileStoreConfig {
     pub(super) path: PathBuf,
     pub(super) capacity: usize,

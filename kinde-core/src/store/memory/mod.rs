@@ -26,6 +26,7 @@ use crate::event::EventId;
 /// assert_eq!(config.capacity_limit(), 100_000);
 /// ```
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct MemoryStoreConfig {
     capacity: usize,
     shards: usize,

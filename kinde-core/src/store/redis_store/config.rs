@@ -53,6 +53,7 @@ pub enum FailMode {
 /// # let _ = (single, cluster, tls);
 /// ```
 #[derive(Clone)]
+#[must_use]
 pub struct RedisStoreConfig {
     pub(super) urls: Vec<String>,
     pub(super) cluster: bool,
