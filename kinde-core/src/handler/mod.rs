@@ -48,7 +48,6 @@
 
 mod map;
 
-pub use map::HandlerMapError;
 pub(crate) use map::{ErasedHandler, HandlerMap, Handlers, Invocation};
 
 use std::fmt::Display;

@@ -5,14 +5,11 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::event::KindeEvent;
-use crate::handler::{Handler, HandlerMap, HandlerMapError};
-use crate::store::{IdempotencyStore, MemoryStore, MemoryStoreConfig, ParkLimits};
-use crate::verify::{
-    check_url, jwks_url, normalize_issuer, IssuerError, JwksCache, JwksConfig, JwksError, JwksPath,
-    KeySource, ReplayWindow, Verifier,
-};
+use crate::handler::{Handler, HandlerMap};
+use crate::store::{IdempotencyStore, MemoryStoreConfig, ParkLimits};
+use crate::verify::{JwksConfig, JwksPath, KeySource, ReplayWindow};
 
-use super::{EntityOrdering, Inner, Webhooks};
+use super::EntityOrdering;
 
 /// The path intercepted by the adapters unless configured otherwise.
 pub const DEFAULT_PATH: &str = "/kinde/webhook";
@@ -23,53 +20,7 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default bound on deliveries in flight (bodies being read or handled) at once.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 
-/// An invalid configuration, reported by [`WebhooksBuilder::build`].
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// Neither an issuer nor a key source was given.
-    #[error("no key source: call .issuer(\"https://<tenant>.kinde.com\") or .key_source(..)")]
-    NoKeySource,
-    /// Both a key source and an issuer (or JWKS URL) were given: one of them would be ignored.
-    #[error("both .key_source(..) and .issuer(..)/.jwks_url(..) are set: keep one")]
-    TwoKeySources,
-    /// The issuer or JWKS URL is invalid.
-    #[error(transparent)]
-    Issuer(#[from] IssuerError),
-    /// The HTTP client for the JWKS could not be built.
-    #[error("cannot build the JWKS client: {0}")]
-    Jwks(#[from] JwksError),
-    /// The HTTP JWKS fetcher is compiled out (`http-jwks` feature off).
-    #[error("fetching keys from an issuer needs the `http-jwks` feature; use .key_source(..)")]
-    HttpJwksDisabled,
-    /// Two handlers for one type, or two fallbacks.
-    #[error(transparent)]
-    Handlers(#[from] HandlerMapError),
-    /// Handled events must be remembered at least as long as a token is accepted.
-    #[error("done TTL ({done_ttl:?}) must be at least the replay window ({window:?}), or a replayed token could run twice")]
-    DoneTtlShorterThanWindow {
-        /// Configured done TTL.
-        done_ttl: Duration,
-        /// Replay window's max age plus its future allowance.
-        window: Duration,
-    },
-    /// A handler could outlive its claim and overlap its own retry.
-    #[error("handler timeout ({timeout:?}) must be shorter than the processing claim TTL ({processing_ttl:?})")]
-    HandlerTimeoutTooLong {
-        /// Handler timeout.
-        timeout: Duration,
-        /// Processing claim TTL.
-        processing_ttl: Duration,
-    },
-    /// A limit or duration that must be positive is zero.
-    #[error("{0} must be greater than zero")]
-    Zero(&'static str),
-    /// The path does not start with `/`.
-    #[error("webhook path `{0}` must start with `/`")]
-    InvalidPath(String),
-}
-
-/// Builds [`Webhooks`]. Every setting has a default except where the keys come from.
+/// Builds [`Webhooks`](crate::Webhooks). Every setting has a default except where the keys come from.
 ///
 /// `S` is the application state handlers can take ([`WebhooksBuilder::state`]); `()` until it
 /// is given.
@@ -106,27 +57,27 @@ pub enum BuildError {
 /// ```
 #[must_use = "a builder does nothing until `.build()`"]
 pub struct WebhooksBuilder<S = ()> {
-    issuer: Option<String>,
-    jwks_url: Option<String>,
-    jwks_path: JwksPath,
-    key_source: Option<Arc<dyn KeySource>>,
-    jwks: JwksConfig,
-    window: ReplayWindow,
-    clock: Arc<dyn Clock>,
-    store: Option<Arc<dyn IdempotencyStore>>,
-    memory: MemoryStoreConfig,
-    processing_ttl: Duration,
-    done_ttl: Duration,
-    handler_timeout: Duration,
-    body_limit: usize,
-    body_timeout: Duration,
-    max_in_flight: usize,
-    path: String,
-    ordering: Option<EntityOrdering>,
-    park_after: Option<u32>,
-    park_limits: ParkLimits,
-    state: S,
-    handlers: HandlerMap<S>,
+    pub(super) issuer: Option<String>,
+    pub(super) jwks_url: Option<String>,
+    pub(super) jwks_path: JwksPath,
+    pub(super) key_source: Option<Arc<dyn KeySource>>,
+    pub(super) jwks: JwksConfig,
+    pub(super) window: ReplayWindow,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) store: Option<Arc<dyn IdempotencyStore>>,
+    pub(super) memory: MemoryStoreConfig,
+    pub(super) processing_ttl: Duration,
+    pub(super) done_ttl: Duration,
+    pub(super) handler_timeout: Duration,
+    pub(super) body_limit: usize,
+    pub(super) body_timeout: Duration,
+    pub(super) max_in_flight: usize,
+    pub(super) path: String,
+    pub(super) ordering: Option<EntityOrdering>,
+    pub(super) park_after: Option<u32>,
+    pub(super) park_limits: ParkLimits,
+    pub(super) state: S,
+    pub(super) handlers: HandlerMap<S>,
 }
 
 impl<S> std::fmt::Debug for WebhooksBuilder<S> {
@@ -351,9 +302,9 @@ impl<S: Clone + Send + Sync + 'static> WebhooksBuilder<S> {
 
     /// Turns parking on: failed attempts are counted per event (a handler error, panic or
     /// timeout, or `unparseable_event`), and the `attempts`-th failure parks the event — its
-    /// token and last error are kept ([`Webhooks::parked`]) and the answer is `200 parked`, so
+    /// token and last error are kept ([`Webhooks::parked`](crate::Webhooks::parked)) and the answer is `200 parked`, so
     /// Kinde stops retrying and does not disable the endpoint over one poison event. Replay it
-    /// with [`Webhooks::replay`] once fixed. Off by default; at least 1.
+    /// with [`Webhooks::replay`](crate::Webhooks::replay) once fixed. Off by default; at least 1.
     pub fn park_after(mut self, attempts: u32) -> Self {
         self.park_after = Some(attempts);
         self
@@ -392,95 +343,5 @@ impl<S: Clone + Send + Sync + 'static> WebhooksBuilder<S> {
     pub fn fallback<M: 'static>(mut self, handler: impl Handler<serde_json::Value, S, M>) -> Self {
         self.handlers.fallback(handler);
         self
-    }
-
-    fn key_source_or_http(&mut self) -> Result<Arc<dyn KeySource>, BuildError> {
-        if let Some(source) = self.key_source.take() {
-            if self.issuer.is_some() || self.jwks_url.is_some() {
-                return Err(BuildError::TwoKeySources);
-            }
-            return Ok(source);
-        }
-        let url = match (&self.jwks_url, &self.issuer) {
-            (Some(url), _) => check_url(url)?,
-            (None, Some(issuer)) => jwks_url(&normalize_issuer(issuer)?, self.jwks_path),
-            (None, None) => return Err(BuildError::NoKeySource),
-        };
-        #[cfg(feature = "http-jwks")]
-        {
-            Ok(Arc::new(crate::verify::HttpKeySource::new(url)?))
-        }
-        #[cfg(not(feature = "http-jwks"))]
-        {
-            let _ = url;
-            Err(BuildError::HttpJwksDisabled)
-        }
-    }
-
-    /// Validates the configuration and builds the receiver.
-    pub fn build(mut self) -> Result<Webhooks, BuildError> {
-        let handlers = std::mem::take(&mut self.handlers).build(&self.state)?;
-        self.max_in_flight = self.max_in_flight.min(tokio::sync::Semaphore::MAX_PERMITS);
-        for (value, name) in [
-            (self.body_limit, "body limit"),
-            (self.max_in_flight, "max deliveries in flight"),
-            (self.memory.capacity_limit(), "memory store capacity"),
-            (self.park_after.map_or(1, |n| n as usize), "park_after"),
-            (self.park_limits.events, "parked events limit"),
-            (self.park_limits.bytes, "parked bytes limit"),
-            (self.jwks.max_keys, "JWKS max keys"),
-        ] {
-            if value == 0 {
-                return Err(BuildError::Zero(name));
-            }
-        }
-        for (value, name) in [
-            (self.processing_ttl, "processing TTL"),
-            (self.handler_timeout, "handler timeout"),
-            (self.body_timeout, "body timeout"),
-        ] {
-            if value.is_zero() {
-                return Err(BuildError::Zero(name));
-            }
-        }
-        if !self.path.starts_with('/') {
-            return Err(BuildError::InvalidPath(self.path));
-        }
-        let window = self.window.max_age + self.window.max_future;
-        if self.done_ttl < window {
-            return Err(BuildError::DoneTtlShorterThanWindow {
-                done_ttl: self.done_ttl,
-                window,
-            });
-        }
-        if self.handler_timeout >= self.processing_ttl {
-            return Err(BuildError::HandlerTimeoutTooLong {
-                timeout: self.handler_timeout,
-                processing_ttl: self.processing_ttl,
-            });
-        }
-        let source = self.key_source_or_http()?;
-        let jwks = Arc::new(JwksCache::new(source, self.jwks.clone()));
-        let store = self
-            .store
-            .take()
-            .unwrap_or_else(|| Arc::new(MemoryStore::new(self.memory.clone())));
-        Ok(Webhooks {
-            inner: Arc::new(Inner {
-                verifier: Verifier::new(jwks, self.window, self.clock),
-                store,
-                handlers,
-                permits: Arc::new(tokio::sync::Semaphore::new(self.max_in_flight)),
-                ordering: self.ordering,
-                park_after: self.park_after,
-                park_limits: self.park_limits,
-                body_timeout: self.body_timeout,
-                processing_ttl: self.processing_ttl,
-                done_ttl: self.done_ttl,
-                handler_timeout: self.handler_timeout,
-                body_limit: self.body_limit,
-                path: self.path,
-            }),
-        })
     }
 }

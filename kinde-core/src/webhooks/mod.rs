@@ -1,15 +1,17 @@
 //! The framework-free entry point: `(headers, body)` in, the response to send out.
 
+mod build;
 mod builder;
+mod error;
 mod ordering;
 mod outcome;
 mod pipeline;
 mod replay;
 
 pub use builder::{
-    BuildError, WebhooksBuilder, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_PATH,
+    WebhooksBuilder, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_PATH,
 };
+pub use error::BuildError;
 pub use ordering::EntityOrdering;
 pub use outcome::{Outcome, WebhookResponse};
 pub use replay::ReplayError;

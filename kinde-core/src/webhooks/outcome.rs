@@ -125,19 +125,20 @@ impl Outcome {
 
     /// Seconds to send in `Retry-After` (every 503 has one): whole seconds, rounded up, at
     /// least 1.
+    ///
+    /// Derived from the status, so no 503 (a new one included) can go without it.
     fn retry_after(&self) -> Option<u64> {
-        match self {
-            Outcome::TooManyDeliveries => Some(1),
-            Outcome::StoreUnavailable => Some(RETRY_AFTER_SECS),
-            Outcome::Rejected(VerifyError::KeysUnavailable(_)) => Some(RETRY_AFTER_SECS),
-            Outcome::Rejected(VerifyError::KidRefetchThrottled { retry_after }) => {
-                let secs = retry_after
-                    .as_secs()
-                    .saturating_add(u64::from(retry_after.subsec_nanos() > 0));
-                Some(secs.max(1))
-            }
-            _ => None,
+        if self.status() != StatusCode::SERVICE_UNAVAILABLE {
+            return None;
         }
+        Some(match self {
+            Outcome::TooManyDeliveries => 1,
+            Outcome::Rejected(VerifyError::KidRefetchThrottled { retry_after }) => retry_after
+                .as_secs()
+                .saturating_add(u64::from(retry_after.subsec_nanos() > 0))
+                .max(1),
+            _ => RETRY_AFTER_SECS,
+        })
     }
 }
 

@@ -268,9 +268,9 @@ fn receiver(
         .on_type(PANICKING_SYNC, |_: Event| -> std::future::Ready<()> {
             panic!("a bug before the first await")
         })
-        .on_type(PANICKING_ASYNC, |_: Event| async {
-            let bug: Option<()> = None;
-            bug.expect("a bug inside the handler's future")
+        .on_type(PANICKING_ASYNC, |e: Event| async move {
+            // A bug that only shows once the future runs: `data` is `{}` here.
+            let _id: String = e.data["user"]["id"].as_str().expect("a user id").to_owned();
         })
         .build()
         .expect("valid receiver")
