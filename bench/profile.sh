@@ -18,6 +18,8 @@ TOKENS=${TOKENS:-800000}
 PERF_SECS=${PERF_SECS:-8}
 PERF_TOP=${PERF_TOP:-40}
 PERF_DATA=${PERF_DATA:-$ROOT/target/perf-$NAME.data}
+# PERF_CALLGRAPH=1: record call graphs (dwarf) too, and print the top entries by inclusive time.
+PERF_CALLGRAPH=${PERF_CALLGRAPH:-}
 BIN=$ROOT/target/release
 TOKEN_FILE=$ROOT/target/bench-tokens-$TOKENS.txt
 [ -f "$TOKEN_FILE" ] || { echo "profile: no $TOKEN_FILE: run bash bench/run.sh first" >&2; exit 1; }
@@ -66,11 +68,20 @@ WRK=$!
 for _ in $(seq 1 600); do [ -s "$WORK/out" ] && break; sleep 0.1; done
 sleep 1
 echo "== perf record -e cpu-clock -p $RPID for ${PERF_SECS}s (load: $(cut -d' ' -f1-3 /proc/loadavg))"
-perf record -q -e cpu-clock -F 4999 -p "$RPID" -o "$PERF_DATA" -- sleep "$PERF_SECS" 2>/dev/null
+if [ -n "$PERF_CALLGRAPH" ]; then
+    perf record -q -e cpu-clock -F 999 --call-graph dwarf,16384 -p "$RPID" -o "$PERF_DATA" -- sleep "$PERF_SECS" 2>/dev/null
+else
+    perf record -q -e cpu-clock -F 4999 -p "$RPID" -o "$PERF_DATA" -- sleep "$PERF_SECS" 2>/dev/null
+fi
 wait "$WRK"
 grep '^RESULT' "$WORK/wrk"
 echo "== top $PERF_TOP symbols by self time ($NAME)"
 perf report -i "$PERF_DATA" --stdio --no-children --sort symbol --percent-limit 0.3 2>/dev/null \
-    | grep -v '^#' | grep -v '^$' | head -n "$PERF_TOP"
+    | grep -v "^#" | grep -v "^$" | sed "s/  *$//" | head -n "$PERF_TOP"
+if [ -n "$PERF_CALLGRAPH" ]; then
+    echo "== top $PERF_TOP symbols by inclusive time ($NAME)"
+    perf report -i "$PERF_DATA" --stdio --children --sort symbol --no-demangle -g none --percent-limit 1 2>/dev/null \
+        | grep -v "^#" | grep -v "^$" | sed "s/  *$//" | head -n "$PERF_TOP"
+fi
 echo "== by shared object"
 perf report -i "$PERF_DATA" --stdio --no-children --sort dso 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 12

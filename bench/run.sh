@@ -72,6 +72,7 @@ case " $RECEIVERS " in *" node "*)
 ;; esac
 
 REDIS_PORT=""
+REDIS_PID=""
 case " $RECEIVERS " in *" ours-redis"*)
     need redis-server "apt-get install -y redis-server"
     need redis-cli "apt-get install -y redis-tools"
@@ -100,7 +101,6 @@ start_receiver() {
 # CPU time (utime + stime, in clock ticks) of a process so far.
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; } # fields after "(comm) "
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
-REDIS_PID=""
 
 declare -A RPS P50 P99 NON2XX SOCK FETCH RSS REQS WRAPS LINES ERRBYTES LOAD CPU RCPU
 # run_one LABEL NAME CONNECTIONS KEYS: one measured run; results under LABEL.
