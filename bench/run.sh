@@ -6,6 +6,7 @@
 # Receivers:
 #   ours-memory   the axum receiver example, in-memory store, as users run it: `cargo build
 #                 --release -p axum-receiver`, default env (no RUST_LOG: info)
+#   ours-memory-warn  the same with RUST_LOG=warn (the span disabled; not in the default set)
 #   ours-redis    the same with REDIS_URL (a redis-server this script starts, flushed per run)
 #   ours-redis-2  two of those sharing the Redis, each with its own wrk (half the connections,
 #                 disjoint tokens)
@@ -89,6 +90,7 @@ start_receiver() {
     local name=$1 domain=$2 port=$3 out=$4 err=$5
     case $name in
         ours-memory) env -u RUST_LOG KINDE_DOMAIN="$domain" BIND="127.0.0.1:$port" "$BIN/axum-receiver" >"$out" 2>"$err" & ;;
+        ours-memory-warn) RUST_LOG=warn KINDE_DOMAIN="$domain" BIND="127.0.0.1:$port" "$BIN/axum-receiver" >"$out" 2>"$err" & ;;
         ours-redis*) env -u RUST_LOG KINDE_DOMAIN="$domain" BIND="127.0.0.1:$port" \
             REDIS_URL="redis://127.0.0.1:$REDIS_PORT" "$BIN/axum-receiver" >"$out" 2>"$err" & ;;
         node) KINDE_DOMAIN="$domain" BIND_PORT="$port" node "$WORK/receiver.mjs" >"$out" 2>"$err" & ;;

@@ -161,14 +161,19 @@ impl Webhooks {
             ("status", &status),
             ("latency_us", &(started.elapsed().as_micros() as u64)),
         );
-        span.in_scope(|| match &outcome {
+        // Inside the span (its explicit parent: nothing is entered for an event filtered out).
+        match &outcome {
             Outcome::Rejected(e) if status >= 500 => {
-                tracing::warn!(error = %e, "delivery not verified")
+                tracing::warn!(parent: &span, error = %e, "delivery not verified")
             }
-            Outcome::Rejected(e) => tracing::debug!(reason = %e, "delivery rejected"),
-            o if status >= 500 => tracing::warn!(outcome = o.code(), "delivery failed"),
-            o => tracing::debug!(outcome = o.code(), "delivery answered"),
-        });
+            Outcome::Rejected(e) => {
+                tracing::debug!(parent: &span, reason = %e, "delivery rejected")
+            }
+            o if status >= 500 => {
+                tracing::warn!(parent: &span, outcome = o.code(), "delivery failed")
+            }
+            o => tracing::debug!(parent: &span, outcome = o.code(), "delivery answered"),
+        }
         WebhookResponse::new(outcome)
     }
 }
