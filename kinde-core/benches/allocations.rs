@@ -41,6 +41,18 @@ fn run(label: &str, rt: &tokio::runtime::Runtime, issuer: &TestIssuer) {
         .expect("receiver");
     let headers = http::HeaderMap::new();
     rt.block_on(webhooks.jwks().refresh()).expect("keys");
+    if std::env::var_os("KINDE_FUTURE_SIZES").is_some() {
+        let handle = webhooks.handle(&headers, tokens[0].as_bytes());
+        let verify = webhooks.verify(tokens[0].as_bytes());
+        let body = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::new())]);
+        let receive = kinde_core::adapter::receive(&webhooks, &http::Method::POST, &headers, body);
+        eprintln!(
+            "future sizes: handle {} B, verify {} B, adapter::receive {} B",
+            std::mem::size_of_val(&handle),
+            std::mem::size_of_val(&verify),
+            std::mem::size_of_val(&receive)
+        );
+    }
     // Warm-up: the store's shards and the runtime's first allocations.
     rt.block_on(webhooks.handle(&headers, tokens[0].as_bytes()));
     let (new_allocs, new_bytes) = counted(|| {

@@ -143,8 +143,7 @@ impl Webhooks {
                     token: park_after
                         .map(|_| String::from_utf8_lossy(raw_token.trim_ascii()).into_owned()),
                 };
-                let this = self.clone();
-                let work = async move { this.run_and_settle(claimed).await };
+                let work = self.clone().run_and_settle(claimed);
                 // Runs inline (in the delivery's span, entered by the caller); if the caller goes
                 // away mid-handler (the client hung up), the rest moves to a task of its own, in
                 // the same span: the work is neither cancelled nor left unsettled.
@@ -178,9 +177,15 @@ impl Webhooks {
             }
             Invocation::Panicked => Some((Outcome::HandlerFailed, "handler panicked".to_owned())),
             Invocation::Started(run) => {
-                let run = AssertUnwindSafe(run).catch_unwind();
+                let mut run = AssertUnwindSafe(run).catch_unwind();
                 let started = Instant::now();
-                let ran = tokio::time::timeout(self.inner.handler_timeout, run).await;
+                let deadline = tokio::time::Instant::now() + self.inner.handler_timeout;
+                // Polled once inline: a handler done at once (most are) never arms a timer, and
+                // the timeout's state is boxed only for one that waits.
+                let ran = match futures_util::poll!(&mut run) {
+                    Poll::Ready(done) => Ok(done),
+                    Poll::Pending => Box::pin(tokio::time::timeout_at(deadline, run)).await,
+                };
                 if let Some(ty) = c.event_type.as_ref().filter(|_| cfg!(feature = "metrics")) {
                     crate::metrics::handler_duration(ty.clone(), started.elapsed());
                 }
@@ -198,7 +203,9 @@ impl Webhooks {
         }
     }
 
-    async fn run_and_settle(&self, mut c: Claimed) -> Outcome {
+    /// Takes the receiver by value: the future owns it (and `c`) once, not also as the
+    /// captures of a block around it.
+    async fn run_and_settle(self, mut c: Claimed) -> Outcome {
         let failure = self.run(&mut c).await;
         let store = &self.inner.store;
         let id = &c.id;
