@@ -1,5 +1,7 @@
--- wrk: POST a different pre-signed token per request. TOKENS names the token file; each wrk
--- thread takes every Nth token (N = threads), so no token repeats until the file is exhausted.
+-- wrk: POST a different pre-signed token per request. TOKENS names the token file. Each wrk
+-- thread takes every Nth token (N = threads x shards), so no token repeats until the file is
+-- exhausted; with several wrk processes at once (one per receiver sharing a store), give each
+-- its own TOKEN_SHARD (0..TOKEN_SHARDS-1) so their tokens never meet either.
 local threads = {}
 local count = 0
 
@@ -9,21 +11,24 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
+local function env_number(name, default)
+  return tonumber(os.getenv(name) or default)
+end
+
 function init(args)
   tokens = {}
+  local nthreads = env_number("WRK_THREADS", "2")
+  local stride = nthreads * env_number("TOKEN_SHARDS", "1")
+  local mine = env_number("TOKEN_SHARD", "0") * nthreads + tid
   local i = 0
   for line in io.lines(os.getenv("TOKENS")) do
-    if i % count_threads() == tid then
+    if i % stride == mine then
       tokens[#tokens + 1] = line
     end
     i = i + 1
   end
   next_token = 0
   wrapped = 0
-end
-
-function count_threads()
-  return tonumber(os.getenv("WRK_THREADS") or "2")
 end
 
 function request()
@@ -36,13 +41,14 @@ function request()
 end
 
 function done(summary, latency, requests)
-  local non2xx = summary.errors.status
   local wraps = 0
   for _, t in ipairs(threads) do
     wraps = wraps + (t:get("wrapped") or 0)
   end
-  io.write(string.format("RESULT rps=%.0f p50_us=%d p99_us=%d requests=%d non200=%d socket_errors=%d token_wraps=%d\n",
+  local e = summary.errors
+  -- non2xx: wrk's count of responses with a status >= 400 (wrk counts nothing else as an error).
+  io.write(string.format(
+    "RESULT rps=%.0f p50_us=%d p99_us=%d max_us=%d requests=%d non2xx=%d connect=%d read=%d write=%d timeout=%d token_wraps=%d\n",
     summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99),
-    summary.requests, non2xx,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, wraps))
+    latency.max, summary.requests, e.status, e.connect, e.read, e.write, e.timeout, wraps))
 end

@@ -2,17 +2,20 @@
 //!
 //! - `bench-issuer sign COUNT FILE`: writes COUNT unique, freshly timestamped `user.created`
 //!   tokens, one per line, signed by the test kit's fixture key (2 threads).
-//! - `bench-issuer serve PORT STATS_FILE`: serves that key's JWKS on 127.0.0.1:PORT
+//! - `bench-issuer serve PORT STATS_FILE [KEYS]`: serves that key's JWKS on 127.0.0.1:PORT
 //!   (`/.well-known/jwks` and `/.well-known/jwks.json`) and keeps the number of JWKS fetches
-//!   answered in STATS_FILE, until SIGTERM/SIGINT.
+//!   answered in STATS_FILE, until SIGTERM/SIGINT. With KEYS (default 1, at most 64: the
+//!   receivers' default bound) the JWKS lists KEYS keys: the signing key first, then KEYS − 1
+//!   others under other `kid`s (the fixture's secondary key material), each one a key every
+//!   receiver parses at load.
 
 use std::io::Write as _;
 use std::time::Duration;
 
-use kinde_core::testing::{TestEvent, TestIssuer};
+use kinde_core::testing::{TestEvent, TestIssuer, TestKey};
 
 fn usage() -> ! {
-    eprintln!("usage: bench-issuer sign COUNT FILE | bench-issuer serve PORT STATS_FILE");
+    eprintln!("usage: bench-issuer sign COUNT FILE | bench-issuer serve PORT STATS_FILE [KEYS]");
     std::process::exit(2);
 }
 
@@ -40,8 +43,14 @@ fn sign(count: usize, file: &str) {
     out.flush().unwrap();
 }
 
-async fn serve(port: u16, stats: String) {
+async fn serve(port: u16, stats: String, keys: usize) {
     let issuer = TestIssuer::new();
+    let signer = issuer.signer();
+    let other = TestKey::secondary();
+    for i in 1..keys {
+        issuer.rotate_to(other.with_kid(&format!("bench-extra-{i}")));
+    }
+    issuer.rotate_to(signer); // signs with the fixture key again; the others stay published
     let server = issuer
         .serve_on(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
         .await;
@@ -67,6 +76,10 @@ async fn receiver_shutdown() {
     }
 }
 
+fn parse<T: std::str::FromStr>(s: &str) -> T {
+    s.parse().unwrap_or_else(|_| usage())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -76,10 +89,9 @@ async fn main() {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["sign", count, file] => sign(count.parse().unwrap_or_else(|_| usage()), file),
-        ["serve", port, stats] => {
-            serve(port.parse().unwrap_or_else(|_| usage()), stats.to_string()).await
-        }
+        ["sign", count, file] => sign(parse(count), file),
+        ["serve", port, stats] => serve(parse(port), stats.to_string(), 1).await,
+        ["serve", port, stats, keys] => serve(parse(port), stats.to_string(), parse(keys)).await,
         _ => usage(),
     }
 }

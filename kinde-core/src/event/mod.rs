@@ -47,12 +47,7 @@ pub enum Source {
 
 impl From<String> for Source {
     fn from(s: String) -> Self {
-        match s.as_str() {
-            "admin" => Source::Admin,
-            "api" => Source::Api,
-            "user" => Source::User,
-            _ => Source::Other(s),
-        }
+        Self::from_wire(s.into())
     }
 }
 
@@ -63,6 +58,16 @@ impl From<Source> for String {
 }
 
 impl Source {
+    /// The value as read: a known one costs no copy.
+    pub(crate) fn from_wire(s: std::borrow::Cow<'_, str>) -> Self {
+        match &*s {
+            "admin" => Source::Admin,
+            "api" => Source::Api,
+            "user" => Source::User,
+            _ => Source::Other(s.into_owned()),
+        }
+    }
+
     /// The wire value.
     pub fn as_str(&self) -> &str {
         match self {

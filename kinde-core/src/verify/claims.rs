@@ -1,26 +1,32 @@
 //! The claims of a signed token, read in one pass and checked: webhook shape, identifiers,
 //! `exp`/`nbf` and the replay window.
 
+use std::borrow::Cow;
+
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
+use super::token::borrowed;
 use super::{ReplayWindow, VerifiedToken, VerifyError};
 use crate::event::{is_valid_id, parse_timestamp, parse_timestamp_str, EventId, EventMeta, Source};
 
-/// The claims as sent. Timestamps stay borrowed slices of the decoded payload until parsed;
-/// `data` is kept raw. A repeated claim name is an error.
+/// The claims as sent. Timestamps, `event_id` and `source` stay borrowed from the decoded
+/// payload until read (no copy but the one kept); `data` is kept raw. A repeated claim name is
+/// an error.
 #[derive(Deserialize)]
 pub(super) struct Claims<'a> {
     #[serde(rename = "type")]
     event_type: Option<String>,
-    event_id: Option<String>,
+    #[serde(borrow, default, deserialize_with = "borrowed")]
+    event_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     timestamp: Option<&'a RawValue>,
     #[serde(borrow)]
     event_timestamp: Option<&'a RawValue>,
-    source: Option<String>,
+    #[serde(borrow, default, deserialize_with = "borrowed")]
+    source: Option<Cow<'a, str>>,
     ip_address: Option<String>,
     /// `Some` whenever the claim is present, `null` included.
     #[serde(default, deserialize_with = "present")]
@@ -81,7 +87,7 @@ pub(super) fn check(
         meta: EventMeta {
             event_id,
             event_type,
-            source: c.source.map(Source::from),
+            source: c.source.map(Source::from_wire),
             timestamp,
             event_timestamp: c.event_timestamp.and_then(stamp),
             ip_address: c.ip_address,
@@ -207,6 +213,28 @@ mod tests {
         let mut no_data = webhook();
         no_data.as_object_mut().unwrap().remove("data");
         assert!(matches!(checked(no_data), Err(VerifyError::WrongTokenKind)));
+    }
+
+    #[test]
+    fn event_id_and_source_are_borrowed_unless_escaped() {
+        let plain = br#"{"type":"t","event_id":"e_1","source":"custom","timestamp":1,"data":{}}"#;
+        let c = parse(plain).unwrap();
+        assert!(matches!(c.event_id, Some(Cow::Borrowed("e_1"))));
+        assert!(matches!(c.source, Some(Cow::Borrowed("custom"))));
+        let escaped =
+            br#"{"type":"t","event_id":"e\u005f1","source":"a\u0064min","timestamp":1,"data":{}}"#;
+        let t = check(parse(escaped).unwrap(), NOW, None).unwrap();
+        assert_eq!(t.meta.event_id, "e_1");
+        assert_eq!(t.meta.source, Some(Source::Admin));
+        let other = check(parse(plain).unwrap(), NOW, None).unwrap();
+        assert_eq!(other.meta.source, Some(Source::Other("custom".into())));
+        // null is absent, a number is unreadable.
+        let null_id = br#"{"type":"t","event_id":null,"timestamp":1,"data":{}}"#;
+        assert!(matches!(
+            check(parse(null_id).unwrap(), NOW, None),
+            Err(VerifyError::WrongTokenKind)
+        ));
+        assert!(parse(br#"{"event_id":5}"#).is_err());
     }
 
     #[test]

@@ -204,7 +204,28 @@ impl JwksCache {
     /// The key for `kid`, for a delivery arriving now: from the cache when fresh; otherwise
     /// after one (shared) fetch. See [`KeyError`] for what each refusal means.
     pub async fn key(&self, kid: &str) -> Result<Arc<VerifyingKey>, KeyError> {
-        let arrived = Instant::now();
+        self.key_for(kid, Instant::now()).await
+    }
+
+    /// The hot path of [`JwksCache::key`], without awaiting: the key when the cached set is
+    /// fresh at `arrived` and lists it. `None` means: ask [`JwksCache::key_for`].
+    pub(crate) fn fresh_key(&self, kid: &str, arrived: Instant) -> Option<Arc<VerifyingKey>> {
+        let snap = self.snap();
+        if !snap.is_fresh(arrived) {
+            return None;
+        }
+        match snap.keys.lookup(kid) {
+            Lookup::Found(key) => Some(key),
+            Lookup::Refused | Lookup::Missing => None,
+        }
+    }
+
+    /// [`JwksCache::key`] for a delivery that arrived at `arrived`.
+    pub(crate) async fn key_for(
+        &self,
+        kid: &str,
+        arrived: Instant,
+    ) -> Result<Arc<VerifyingKey>, KeyError> {
         let mut snap = self.snap();
         if !snap.is_fresh(arrived) {
             self.refresh_expired(snap.generation).await;

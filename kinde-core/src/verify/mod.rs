@@ -208,17 +208,32 @@ impl Verifier {
             return Err(VerifyError::Malformed("empty body"));
         }
         let parts = token::split(token)?;
-        let (mut stack, mut heap) = ([0u8; HEADER_STACK], Vec::new());
-        let header = token::decode(parts.header, &mut stack, &mut heap)
-            .map_err(|_| VerifyError::Malformed("unreadable token header"))?;
-        let kid = token::check_header(header)?;
-        let key = self.jwks.key(&kid).await.map_err(|e| match e {
-            KeyError::UnknownKid => VerifyError::UnknownKid,
-            KeyError::RefetchThrottled { retry_after } => {
-                VerifyError::KidRefetchThrottled { retry_after }
-            }
-            KeyError::Unavailable(err) => VerifyError::KeysUnavailable(err),
-        })?;
+        let arrived = std::time::Instant::now();
+        // The header is read in a scope of its own, so that its buffer is not part of the
+        // future (only the owned `kid` of a cache miss waits across the fetch).
+        let cached = {
+            let (mut stack, mut heap) = ([0u8; HEADER_STACK], Vec::new());
+            let header = token::decode(parts.header, &mut stack, &mut heap)
+                .map_err(|_| VerifyError::Malformed("unreadable token header"))?;
+            let kid = token::check_header(header)?;
+            self.jwks
+                .fresh_key(&kid, arrived)
+                .ok_or_else(|| kid.into_owned())
+        };
+        let key = match cached {
+            Ok(key) => key,
+            // A cache miss (first delivery, expired keys, unknown kid): boxed, so the fetch's
+            // state is not carried by every delivery's future.
+            Err(kid) => Box::pin(self.jwks.key_for(&kid, arrived))
+                .await
+                .map_err(|e| match e {
+                    KeyError::UnknownKid => VerifyError::UnknownKid,
+                    KeyError::RefetchThrottled { retry_after } => {
+                        VerifyError::KidRefetchThrottled { retry_after }
+                    }
+                    KeyError::Unavailable(err) => VerifyError::KeysUnavailable(err),
+                })?,
+        };
         let mut signature = [0u8; crypto::MAX_SIGNATURE_LEN];
         let signature = token::decode_signature(parts.signature, &mut signature)?;
         if !key.verify_rs256(parts.signing_input, signature) {

@@ -155,19 +155,56 @@ impl Webhooks {
             .process(headers, body, &mut verified_type)
             .instrument(span.clone())
             .await;
-        crate::metrics::delivery(outcome.code(), verified_type.as_deref());
+        crate::metrics::delivery(outcome.code(), verified_type);
         let status = outcome.status().as_u16();
-        span.record("outcome", outcome.code());
-        span.record("status", status);
-        span.record("latency_us", started.elapsed().as_micros() as u64);
-        span.in_scope(|| match &outcome {
+        record3(
+            &span,
+            ("outcome", &outcome.code()),
+            ("status", &status),
+            ("latency_us", &(started.elapsed().as_micros() as u64)),
+        );
+        // Inside the span (its explicit parent: nothing is entered for an event filtered out).
+        match &outcome {
             Outcome::Rejected(e) if status >= 500 => {
-                tracing::warn!(error = %e, "delivery not verified")
+                tracing::warn!(parent: &span, error = %e, "delivery not verified")
             }
-            Outcome::Rejected(e) => tracing::debug!(reason = %e, "delivery rejected"),
-            o if status >= 500 => tracing::warn!(outcome = o.code(), "delivery failed"),
-            o => tracing::debug!(outcome = o.code(), "delivery answered"),
-        });
+            Outcome::Rejected(e) => {
+                tracing::debug!(parent: &span, reason = %e, "delivery rejected")
+            }
+            o if status >= 500 => {
+                tracing::warn!(parent: &span, outcome = o.code(), "delivery failed")
+            }
+            o => tracing::debug!(parent: &span, outcome = o.code(), "delivery answered"),
+        }
         WebhookResponse::new(outcome)
+    }
+}
+
+/// A field to record: its name in the span, and the value.
+type FieldValue<'a> = (&'static str, &'a dyn field::Value);
+
+/// Records two fields of `span` in one call into the subscriber (nothing when the span is
+/// disabled). A name the span does not declare is not recorded, as with `Span::record`.
+pub(super) fn record2(span: &tracing::Span, a: FieldValue<'_>, b: FieldValue<'_>) {
+    let Some(metadata) = span.metadata() else {
+        return;
+    };
+    let fields = metadata.fields();
+    if let (Some(ka), Some(kb)) = (fields.field(a.0), fields.field(b.0)) {
+        span.record_all(&fields.value_set(&[(&ka, Some(a.1)), (&kb, Some(b.1))]));
+    }
+}
+
+/// [`record2`] for three fields.
+fn record3(span: &tracing::Span, a: FieldValue<'_>, b: FieldValue<'_>, c: FieldValue<'_>) {
+    let Some(metadata) = span.metadata() else {
+        return;
+    };
+    let fields = metadata.fields();
+    if let (Some(ka), Some(kb), Some(kc)) =
+        (fields.field(a.0), fields.field(b.0), fields.field(c.0))
+    {
+        let values = [(&ka, Some(a.1)), (&kb, Some(b.1)), (&kc, Some(c.1))];
+        span.record_all(&fields.value_set(&values));
     }
 }

@@ -1,6 +1,7 @@
 //! One delivery's way through, after the body is read: verify, look the handler up, claim the
 //! event (and its entity, with ordering on), run the handler, settle the claim.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -28,8 +29,9 @@ struct Claimed {
     id: EventId,
     /// Whether the event deletes its entity (`*.deleted`).
     deletes: bool,
-    /// The type, kept when something after the handler needs it (parking, metrics).
-    event_type: Option<String>,
+    /// The type, kept when something after the handler needs it (parking, metrics): borrowed
+    /// for Kinde's documented types.
+    event_type: Option<Cow<'static, str>>,
     data: Box<RawValue>,
     claim: ClaimToken,
     /// The entity key and the event's timestamp (µs), with ordering on.
@@ -55,7 +57,7 @@ impl Webhooks {
         &self,
         headers: &HeaderMap,
         body: &[u8],
-        verified_type: &mut Option<String>,
+        verified_type: &mut Option<Cow<'static, str>>,
     ) -> Outcome {
         let webhook_id = match headers.get("webhook-id") {
             None => None,
@@ -79,11 +81,13 @@ impl Webhooks {
         };
         let mut meta = token.meta;
         meta.webhook_id = webhook_id;
-        let span = tracing::Span::current();
-        span.record("event_id", meta.event_id.as_str());
-        span.record("event_type", meta.event_type.as_str());
+        super::record2(
+            &tracing::Span::current(),
+            ("event_id", &meta.event_id.as_str()),
+            ("event_type", &meta.event_type.as_str()),
+        );
         if cfg!(feature = "metrics") {
-            *verified_type = Some(meta.event_type.clone());
+            *verified_type = Some(crate::metrics::type_label(&meta.event_type));
         }
         let Some(handler) = self.inner.handlers.get(&meta.event_type).cloned() else {
             return Outcome::Ignored;
@@ -130,7 +134,7 @@ impl Webhooks {
                     handler,
                     id: meta.event_id.clone(),
                     deletes: deletes(&meta.event_type),
-                    event_type: keep_type.then(|| meta.event_type.clone()),
+                    event_type: keep_type.then(|| crate::metrics::type_label(&meta.event_type)),
                     meta: Some(meta),
                     data,
                     claim: token,
@@ -139,11 +143,11 @@ impl Webhooks {
                     token: park_after
                         .map(|_| String::from_utf8_lossy(raw_token.trim_ascii()).into_owned()),
                 };
-                let this = self.clone();
-                let work = async move { this.run_and_settle(claimed).await };
-                // Runs inline; if the caller goes away mid-handler (the client hung up), the rest
-                // moves to a task of its own: the work is neither cancelled nor left unsettled.
-                DetachOnDrop::new(work.in_current_span()).await
+                let work = self.clone().run_and_settle(claimed);
+                // Runs inline (in the delivery's span, entered by the caller); if the caller goes
+                // away mid-handler (the client hung up), the rest moves to a task of its own, in
+                // the same span: the work is neither cancelled nor left unsettled.
+                DetachOnDrop::new(work, tracing::Span::current()).await
             }
             Ok(Claim::AlreadyHandled) => Outcome::Duplicate,
             Ok(Claim::InProgress) => Outcome::InProgress,
@@ -173,15 +177,17 @@ impl Webhooks {
             }
             Invocation::Panicked => Some((Outcome::HandlerFailed, "handler panicked".to_owned())),
             Invocation::Started(run) => {
-                let run = AssertUnwindSafe(run).catch_unwind();
+                let mut run = AssertUnwindSafe(run).catch_unwind();
                 let started = Instant::now();
-                let ran = tokio::time::timeout(self.inner.handler_timeout, run).await;
-                if let Some(ty) = c
-                    .event_type
-                    .as_deref()
-                    .filter(|_| cfg!(feature = "metrics"))
-                {
-                    crate::metrics::handler_duration(ty, started.elapsed());
+                let deadline = tokio::time::Instant::now() + self.inner.handler_timeout;
+                // Polled once inline: a handler done at once (most are) never arms a timer, and
+                // the timeout's state is boxed only for one that waits.
+                let ran = match futures_util::poll!(&mut run) {
+                    Poll::Ready(done) => Ok(done),
+                    Poll::Pending => Box::pin(tokio::time::timeout_at(deadline, run)).await,
+                };
+                if let Some(ty) = c.event_type.as_ref().filter(|_| cfg!(feature = "metrics")) {
+                    crate::metrics::handler_duration(ty.clone(), started.elapsed());
                 }
                 match ran {
                     Ok(Ok(Ok(()))) => None,
@@ -197,7 +203,9 @@ impl Webhooks {
         }
     }
 
-    async fn run_and_settle(&self, mut c: Claimed) -> Outcome {
+    /// Takes the receiver by value: the future owns it (and `c`) once, not also as the
+    /// captures of a block around it.
+    async fn run_and_settle(self, mut c: Claimed) -> Outcome {
         let failure = self.run(&mut c).await;
         let store = &self.inner.store;
         let id = &c.id;
@@ -319,15 +327,17 @@ impl Webhooks {
 }
 
 /// Polls a future inline; when dropped before it finished, spawns the rest on the current tokio
-/// runtime so it still completes (a claim is always completed or released).
+/// runtime, in `span`, so it still completes (a claim is always completed or released).
 struct DetachOnDrop {
     future: Option<BoxFuture<'static, Outcome>>,
+    span: tracing::Span,
 }
 
 impl DetachOnDrop {
-    fn new(future: impl Future<Output = Outcome> + Send + 'static) -> Self {
+    fn new(future: impl Future<Output = Outcome> + Send + 'static, span: tracing::Span) -> Self {
         Self {
             future: Some(Box::pin(future)),
+            span,
         }
     }
 }
@@ -350,7 +360,7 @@ impl Drop for DetachOnDrop {
         if let Some(rest) = self.future.take() {
             match tokio::runtime::Handle::try_current() {
                 Ok(rt) => {
-                    rt.spawn(rest);
+                    rt.spawn(rest.instrument(self.span.clone()));
                 }
                 Err(_) => tracing::error!(
                     "delivery dropped outside a tokio runtime mid-handler; its claim expires after the processing TTL"

@@ -3,7 +3,7 @@
 mod parked;
 mod shard;
 
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -85,7 +85,7 @@ pub struct MemoryStore {
     /// Entries held across all shards, plus the ones claims have reserved and are inserting:
     /// never more than `capacity`.
     len: AtomicUsize,
-    hasher: RandomState,
+    hasher: shard::Hasher,
     epoch: Instant,
     next_token: AtomicU64,
     capacity: usize,
@@ -124,7 +124,7 @@ impl MemoryStore {
         Self {
             shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
             len: AtomicUsize::new(0),
-            hasher: RandomState::new(),
+            hasher: shard::Hasher::default(),
             epoch: Instant::now(),
             next_token: AtomicU64::new(1),
             capacity: config.capacity.max(1),
@@ -383,7 +383,9 @@ impl IdempotencyStore for MemoryStore {
             .map(|(k, _)| k.clone())
             .unwrap_or_else(|| Arc::from(event_id.as_str()));
         shard.mark_handled(key.clone(), deadline);
-        shard.failures.remove(&key);
+        if !shard.failures.is_empty() {
+            shard.failures.remove(&key);
+        }
         if let Some(entity) = completion.entity {
             let entity_key: Arc<str> = Arc::from(entity.key);
             let old = shard.entities.get(entity.key).copied();

@@ -30,6 +30,9 @@ impl ParkedSet {
     }
 
     pub(super) fn remove(&mut self, id: &EventId) -> bool {
+        if self.by_id.is_empty() {
+            return false; // the common case of a completion: nothing parked, nothing to hash
+        }
         match self.by_id.remove(id) {
             Some(e) => {
                 self.bytes -= e.size();

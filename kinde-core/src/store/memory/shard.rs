@@ -44,15 +44,21 @@ pub(super) struct FailRecord {
     pub(super) deadline: u64,
 }
 
+/// The hasher of the store's maps and of the shard choice: foldhash, seeded per store. The keys
+/// are ids and entity keys of events whose signature was verified (an attacker cannot choose
+/// them), so SipHash's stronger flood resistance buys nothing here, and costs about a dozen
+/// hashes of the id per delivery.
+pub(super) type Hasher = foldhash::fast::RandomState;
+
 #[derive(Default)]
 pub(super) struct Shard {
-    pub(super) map: HashMap<Arc<str>, Entry>,
+    pub(super) map: HashMap<Arc<str>, Entry, Hasher>,
     /// Handled entries in completion order: expiry and eviction both take from the front.
     pub(super) handled: VecDeque<(Arc<str>, u64)>,
-    pub(super) entities: HashMap<Arc<str>, EntityRecord>,
+    pub(super) entities: HashMap<Arc<str>, EntityRecord, Hasher>,
     /// Entity records by the deadline they had when queued (stale items are skipped).
     entity_expiry: VecDeque<(Arc<str>, u64)>,
-    pub(super) failures: HashMap<Arc<str>, FailRecord>,
+    pub(super) failures: HashMap<Arc<str>, FailRecord, Hasher>,
     failure_expiry: VecDeque<(Arc<str>, u64)>,
 }
 

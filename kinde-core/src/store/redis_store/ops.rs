@@ -65,6 +65,12 @@ impl RedisStore {
 
     async fn try_claim(&self, req: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
         let token = ClaimToken::random();
+        if req.entity.is_none() && !req.replay && self.claim_absent(req, &token).await? {
+            return Ok(Claim::StartProcessing {
+                token,
+                previous: None,
+            });
+        }
         let mut invocation = self.on_event(&CLAIM, req.event_id, req.entity.map(|e| e.key));
         invocation
             .arg(token.as_str())
@@ -99,6 +105,34 @@ impl RedisStore {
                 ))
             }
         })
+    }
+
+    /// The common case in one plain command: an event whose key is absent (new, or its state
+    /// expired) is claimed with `SET key p:<token> NX PX <processing>`, exactly what [`CLAIM`]
+    /// writes for an absent key without entity or replay. `false` when the key exists: its
+    /// state is for the script to read.
+    async fn claim_absent(
+        &self,
+        req: &ClaimRequest<'_>,
+        token: &ClaimToken,
+    ) -> Result<bool, StoreError> {
+        let mut set = ::redis::cmd("SET");
+        set.arg(self.event_key(req.event_id, None))
+            .arg(format!("p:{}", token.as_str()))
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(req.processing_ttl));
+        let reply: ::redis::Value = self
+            .run(|mut c| {
+                let set = &set;
+                async move { set.query_async(&mut c).await }
+            })
+            .await?;
+        match reply {
+            ::redis::Value::Okay => Ok(true),
+            ::redis::Value::Nil => Ok(false),
+            _ => Err(foreign("an unexpected reply to SET NX")),
+        }
     }
 
     /// Counts a failure; parks on the `park_after`-th if the parked set has room (its slot is
