@@ -223,7 +223,7 @@ impl<S: Clone + Send + Sync + 'static> WebhooksBuilder<S> {
         self
     }
 
-    /// The idempotency store (default: an in-memory [`MemoryStore`]).
+    /// The idempotency store (default: an in-memory [`MemoryStore`](crate::store::MemoryStore)).
     pub fn store(mut self, store: impl IdempotencyStore) -> Self {
         self.store = Some(Arc::new(store));
         self
