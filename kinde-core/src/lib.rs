@@ -122,8 +122,9 @@ pub use store::{IdempotencyStore, MemoryStore, MemoryStoreConfig};
 pub use store::{RedisStore, RedisStoreConfig};
 pub use verify::{ReplayWindow, VerifyError};
 pub use webhooks::{
-    BuildError, EntityOrdering, Outcome, ReplayError, WebhookResponse, Webhooks, WebhooksBuilder,
-    DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_PATH,
+    BuildError, EntityOrdering, Outcome, Redrive, RedriveReport, ReplayError, WebhookResponse,
+    Webhooks, WebhooksBuilder, DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_PATH,
 };
 
 /// The crypto backend that verifies RS256 in this build: `"aws-lc-rs"` (the default, and the

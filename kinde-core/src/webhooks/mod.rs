@@ -6,6 +6,7 @@ mod error;
 mod ordering;
 mod outcome;
 mod pipeline;
+mod redrive;
 mod replay;
 
 pub use builder::{
@@ -14,6 +15,7 @@ pub use builder::{
 pub use error::BuildError;
 pub use ordering::EntityOrdering;
 pub use outcome::{Outcome, WebhookResponse};
+pub use redrive::{Redrive, RedriveReport};
 pub use replay::ReplayError;
 
 use std::sync::Arc;

@@ -1,12 +1,14 @@
 //! Parking across two receivers sharing Redis, on the single server and on the cluster: the
 //! n-th failure parks (a failing handler, an unparseable event), a parked event's retries
-//! answer `parked`, replays (success, failure, superseded), and the global bound.
+//! answer `parked`, replays (success, failure, superseded), re-drives from both receivers, and
+//! the global bound.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use kinde_core::store::ParkLimits;
-use kinde_core::{EntityOrdering, Outcome, ReplayError, WebhooksBuilder};
+use kinde_core::{EntityOrdering, Outcome, Redrive, ReplayError, WebhooksBuilder};
 use serde_json::json;
 
 use crate::redis_common::event_id;
@@ -161,6 +163,65 @@ async fn replays_that_fail_stay_parked_and_replays_that_succeed_unpark_on_a_clus
         replays(&redis, false).await;
         replays(&redis, true).await;
         replay_superseded(&redis).await;
+    }
+}
+
+/// Re-drives in both receivers, looking at once past the event's delay: it is replayed (and its
+/// handler run) exactly once, and unparked for both; a failed re-drive counts an attempt and
+/// doubles its delay, read from Redis's record of the last failure.
+async fn redrives(redis: &Redis, ordering: bool) {
+    let r = rig(redis, tuned(ordering, 1)).await;
+    r.handlers.fail.store(2, Ordering::SeqCst);
+    let (token, _) = r.event("user.updated", "kp_1", ago(1));
+    assert_eq!(send(&r.a, &token).await, (200, "parked"));
+    let minute = Duration::from_secs(60);
+    let redrive = |w: &kinde_core::Webhooks| Redrive::new(w.clone()).first_delay(10 * minute);
+    let (mut ra, mut rb) = (redrive(&r.a), redrive(&r.b));
+    let parked = r.a.parked().await.unwrap();
+    let due = ra.due_at(&parked[0]);
+    assert_eq!(due, rb.due_at(&r.b.parked().await.unwrap()[0]));
+    // Not due yet on either.
+    assert!(ra.run_once(due - minute).await.replayed.is_empty());
+    // Due: one fails again (one more attempt; the next 20 minutes after it).
+    let once = ra.run_once(due).await;
+    assert!(matches!(once.replayed[..], [(_, Outcome::Parked)]));
+    let parked = r.b.parked().await.unwrap();
+    assert_eq!(parked[0].attempts, 2);
+    let next = rb.due_at(&parked[0]);
+    assert!(
+        next >= due + 10 * minute - Duration::from_secs(1),
+        "{next:?} {due:?}"
+    );
+    assert!(rb.run_once(next - minute).await.replayed.is_empty());
+    // Both look at once when it is due: one replay runs it, the other finds it running or gone.
+    let (a, b) = tokio::join!(ra.run_once(next), rb.run_once(next));
+    let handled = a
+        .replayed
+        .iter()
+        .chain(&b.replayed)
+        .filter(|(_, o)| matches!(o, Outcome::Handled))
+        .count();
+    assert_eq!(handled, 1, "{a:?} {b:?}");
+    assert!(a.failed.is_empty() && b.failed.is_empty(), "{a:?} {b:?}");
+    assert!(r.a.parked().await.unwrap().is_empty());
+    assert!(r.b.parked().await.unwrap().is_empty());
+    assert_eq!(send(&r.b, &token).await, (200, "duplicate"));
+    assert_eq!(r.calls().len(), 3);
+}
+
+#[tokio::test]
+async fn redrives_in_two_receivers_replay_a_parked_event_once() {
+    if let Some(redis) = Redis::single().await {
+        redrives(&redis, false).await;
+        redrives(&redis, true).await;
+    }
+}
+
+#[tokio::test]
+async fn redrives_in_two_receivers_replay_a_parked_event_once_on_a_cluster() {
+    if let Some(redis) = Redis::cluster().await {
+        redrives(&redis, false).await;
+        redrives(&redis, true).await;
     }
 }
 
