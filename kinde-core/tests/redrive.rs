@@ -193,3 +193,26 @@ async fn the_background_task_replays_a_due_event() {
     assert_eq!(r.calls(), 2);
     assert_eq!(r.send(&token).await.outcome().code(), "duplicate");
 }
+
+#[tokio::test]
+async fn delays_too_long_to_represent_never_panic() {
+    let r = rig();
+    r.park_one().await;
+    let mut redrive = Redrive::new(r.webhooks.clone())
+        .first_delay(Duration::MAX)
+        .max_delay(Duration::MAX)
+        .interval(Duration::MAX);
+    let parked = r.webhooks.parked().await.unwrap();
+    assert!(redrive.due_at(&parked[0]) > SystemTime::now() + 3650 * 24 * 60 * MIN);
+    let report = redrive.run_once(SystemTime::now()).await;
+    assert_eq!((report.replayed.len(), report.waiting), (0, 1));
+    // The task starts (its first look is at once) and keeps running without panicking.
+    let task = tokio::spawn(redrive.run());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    task.abort();
+    let ended = task
+        .await
+        .expect_err("the re-drive task never ends by itself");
+    assert!(ended.is_cancelled(), "the re-drive task panicked: {ended}");
+    assert_eq!(r.calls(), 1);
+}

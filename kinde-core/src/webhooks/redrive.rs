@@ -8,6 +8,16 @@ use super::{Outcome, ReplayError, Webhooks};
 use crate::event::EventId;
 use crate::store::ParkedEvent;
 
+const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `t + d`, or a century after `t` where that cannot be represented (a delay set to
+/// `Duration::MAX`, say): never a panic.
+fn later(t: SystemTime, d: Duration) -> SystemTime {
+    t.checked_add(d)
+        .or_else(|| t.checked_add(100 * YEAR))
+        .unwrap_or(t)
+}
+
 /// Replays parked events on a schedule (parking: [`WebhooksBuilder::park_after`]).
 ///
 /// A parked event's first re-drive is due [`first_delay`](Self::first_delay) after its last
@@ -85,9 +95,10 @@ impl Redrive {
         }
     }
 
-    /// How often the parked events are looked at (default 1 minute; at least 1 ms).
+    /// How often the parked events are looked at (default 1 minute; at least 1 ms, at most a
+    /// year).
     pub fn interval(mut self, interval: Duration) -> Self {
-        self.interval = interval.max(Duration::from_millis(1));
+        self.interval = interval.clamp(Duration::from_millis(1), YEAR);
         self
     }
 
@@ -139,8 +150,7 @@ impl Redrive {
         let retries = parked.attempts.saturating_sub(park_after);
         let last =
             UNIX_EPOCH + Duration::from_millis(u64::try_from(parked.last_attempt_ms).unwrap_or(0));
-        last.checked_add(self.delay(retries))
-            .unwrap_or(last + self.max_delay)
+        later(last, self.delay(retries))
     }
 
     /// One look at the parked events as of `now`: replays the due ones (at most
@@ -175,7 +185,7 @@ impl Redrive {
                 }
                 Err(e) => {
                     let failures = self.held.get(&p.event_id).map_or(0, |(n, _)| *n);
-                    let next = now + self.delay(failures);
+                    let next = later(now, self.delay(failures));
                     self.held.insert(p.event_id.clone(), (failures + 1, next));
                     tracing::warn!(event_id = p.event_id.as_str(), error = %e, "re-drive: the replay could not run; held back");
                     report.failed.push((p.event_id.clone(), e.to_string()));
