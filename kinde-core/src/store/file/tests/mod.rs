@@ -86,6 +86,19 @@ async fn claim_and_fail(s: &FileStore, event: &str, f: &Failure<'_>) -> Failed {
     s.fail(&id(event), &t, None, f).await.unwrap()
 }
 
+/// The schema version a store file records, read with redb directly.
+fn schema_version(path: &Path) -> Option<u64> {
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let version = txn
+        .open_table(META)
+        .unwrap()
+        .get(SCHEMA_KEY)
+        .unwrap()
+        .map(|v| v.value());
+    version
+}
+
 #[tokio::test]
 async fn a_schema_1_file_is_upgraded_in_place_and_keeps_what_it_held() {
     let d = tempfile::tempdir().unwrap();
@@ -135,14 +148,7 @@ async fn a_schema_1_file_is_upgraded_in_place_and_keeps_what_it_held() {
     );
     drop(s);
     check_indexes(&path);
-    let db = redb::Database::open(&path).unwrap();
-    let txn = db.begin_read().unwrap();
-    let version = txn
-        .open_table(META)
-        .unwrap()
-        .get(SCHEMA_KEY)
-        .unwrap()
-        .map(|v| v.value());
+    let version = schema_version(&path);
     assert_eq!(version, Some(2));
 }
 
@@ -162,14 +168,7 @@ async fn a_newer_schema_is_refused_and_left_unchanged() {
         "{err:?}"
     );
     assert!(err.to_string().contains("schema version 3"), "{err}");
-    let db = redb::Database::open(&path).unwrap();
-    let txn = db.begin_read().unwrap();
-    let version = txn
-        .open_table(META)
-        .unwrap()
-        .get(SCHEMA_KEY)
-        .unwrap()
-        .map(|v| v.value());
+    let version = schema_version(&path);
     assert_eq!(version, Some(3));
 }
 
